@@ -1,0 +1,1 @@
+"""The Stifinder runtime: web app, worker, CLI and the composition root that wires them."""

@@ -1,0 +1,100 @@
+"""Configuration, read once from the environment (prefix ``STIFINDER_``) in the composition root.
+
+Nothing else reads the environment: the CLI builds one :class:`Settings` and passes it down, and
+tests build theirs from a dict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "password", "placeholder", "xxx"})
+DEV_SECRET_KEY = "change-me"  # noqa: S105 - the development placeholder that production refuses
+
+
+class ConfigurationError(ValueError):
+    """Settings that cannot run as given; the message names the variable to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STIFINDER_", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite:///stifinder.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    default_language: str = "da"
+    default_timezone: str = "Europe/Copenhagen"
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    worker_poll_seconds: float = Field(default=5.0, gt=0)
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_bot_username: str | None = None
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    @property
+    def sms_enabled(self) -> bool:
+        return self.twilio_account_sid is not None and self.twilio_auth_token is not None
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.is_development:
+            return self
+        secrets: dict[str, SecretStr | None] = {
+            "STIFINDER_SECRET_KEY": self.secret_key,
+            "STIFINDER_TELEGRAM_WEBHOOK_SECRET": self.telegram_webhook_secret,
+            "STIFINDER_TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+            "STIFINDER_SMTP_PASSWORD": self.smtp_password,
+        }
+        for variable, value in secrets.items():
+            if value is None and variable != "STIFINDER_SECRET_KEY":
+                continue
+            text = value.get_secret_value() if value is not None else ""
+            if text.strip().lower() in PLACEHOLDERS:
+                raise ConfigurationError(
+                    f"{variable} is unset or a placeholder; set it to a real secret "
+                    f"(environment is {self.environment!r}; only 'development' allows placeholders)"
+                )
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ConfigurationError(
+                "STIFINDER_SECRET_KEY must be at least 32 characters outside development; "
+                'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        if self.telegram_enabled and self.telegram_webhook_secret is None:
+            raise ConfigurationError(
+                "STIFINDER_TELEGRAM_WEBHOOK_SECRET must be set when STIFINDER_TELEGRAM_BOT_TOKEN is"
+            )
+        return self

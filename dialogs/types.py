@@ -1,0 +1,165 @@
+"""The shared vocabulary: what a channel, a status or a reason can be.
+
+These enums are stored by value in the database (``storage``) and used by the runtime (``bot``);
+they live here because the conversation core is the innermost layer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    TELEGRAM = "telegram"
+    SIMULATOR = "simulator"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Author(StrEnum):
+    YOUNG_PERSON = "young_person"
+    BOT = "bot"
+    STAFF = "staff"
+
+
+class Role(StrEnum):
+    KONTAKTPERSON = "kontaktperson"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+class YoungPersonStatus(StrEnum):
+    INVITED = "invited"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    OPTED_OUT = "opted_out"
+    CLOSED = "closed"
+
+
+class ConsentKind(StrEnum):
+    CONSENT_GIVEN = "consent_given"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+
+
+class ConsentSource(StrEnum):
+    YOUNG_PERSON = "young_person"
+    STAFF = "staff"
+    PROVIDER = "provider"
+    IMPORT = "import"
+
+
+class Holder(StrEnum):
+    """Who holds a conversation: while a human holds it, the bot stays silent."""
+
+    BOT = "bot"
+    WAITING_FOR_HUMAN = "waiting_for_human"
+    HUMAN = "human"
+
+
+class DeliveryStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class DreamCategory(StrEnum):
+    EDUCATION = "education"
+    JOB = "job"
+    LEISURE = "leisure"
+    HOUSING = "housing"
+    HEALTH = "health"
+    NETWORK = "network"
+    OTHER = "other"
+
+
+class CaptureSource(StrEnum):
+    DIALOG = "dialog"
+    STAFF = "staff"
+    IMPORT = "import"
+
+
+class GoalStatus(StrEnum):
+    PLANNED = "planned"
+    UNDER_WAY = "under_way"
+    NEEDS_HELP = "needs_help"
+    DONE = "done"
+    DROPPED = "dropped"
+
+
+class MeetingStatus(StrEnum):
+    PLANNED = "planned"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    NEW_TIME_WANTED = "new_time_wanted"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+class HandoffReason(StrEnum):
+    ASKED = "asked"
+    NOT_UNDERSTOOD = "not_understood"
+    DECLINED_MEETING = "declined_meeting"
+    CRISIS = "crisis"
+    CAMPAIGN_REPLY = "campaign_reply"
+    CANNOT_REACH = "cannot_reach"
+    NEEDS_HELP = "needs_help"
+
+
+class HandoffPriority(StrEnum):
+    URGENT = "urgent"
+    NORMAL = "normal"
+
+
+class HandoffStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class RecipientStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    REPLIED = "replied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class ScheduledStatus(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    UNKNOWN = "unknown"
+    FAILED = "failed"
+    CANCELLED = "cancelled"

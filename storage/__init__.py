@@ -1,0 +1,1 @@
+"""Tables, repositories and migrations. May import ``dialogs`` types; never ``bot``."""

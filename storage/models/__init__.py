@@ -1,0 +1,33 @@
+"""Every table of Stifinder; importing this package registers them all on ``Base.metadata``."""
+
+from storage.models.audit import AuditEvent
+from storage.models.base import Base, utcnow
+from storage.models.conversation import Conversation, Handoff, Message
+from storage.models.people import AppendOnlyError, ConsentEvent, YoungPerson, YoungPersonTag
+from storage.models.plan import Dream, Goal, Meeting, SubGoal
+from storage.models.scheduling import Campaign, CampaignRecipient, OutboxEntry, ScheduledItem
+from storage.models.tenants import DEFAULT_HELP_LINES, Municipality, StaffUser
+
+__all__ = [
+    "DEFAULT_HELP_LINES",
+    "AppendOnlyError",
+    "AuditEvent",
+    "Base",
+    "Campaign",
+    "CampaignRecipient",
+    "ConsentEvent",
+    "Conversation",
+    "Dream",
+    "Goal",
+    "Handoff",
+    "Meeting",
+    "Message",
+    "Municipality",
+    "OutboxEntry",
+    "ScheduledItem",
+    "StaffUser",
+    "SubGoal",
+    "YoungPerson",
+    "YoungPersonTag",
+    "utcnow",
+]

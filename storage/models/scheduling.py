@@ -1,0 +1,123 @@
+"""Time and delivery as rows: campaigns, scheduled items and the outbox.
+
+A schedule never lives only in a scheduler's memory: every due thing is a row with a due time, a
+status and an idempotency key, and workers claim rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dialogs.types import CampaignStatus, Channel, OutboxStatus, RecipientStatus, ScheduledStatus
+from storage.models.base import Base, enum_column, utcnow
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("municipality.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[CampaignStatus] = mapped_column(
+        enum_column(CampaignStatus), default=CampaignStatus.DRAFT
+    )
+    # Filters: ages, statuses, tags, kontaktperson, channel, days since last contact.
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Either {"dialog": name} or {"template": {language: text}}.
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime | None]
+    cron: Mapped[str | None] = mapped_column(sa.String(120))
+    # Relative schedules, e.g. {"anchor": "meeting", "offset_days": -3}.
+    relative_schedule: Mapped[dict[str, Any] | None] = mapped_column()
+    rate_per_minute: Mapped[int | None]
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CampaignRecipient(Base):
+    __tablename__ = "campaign_recipient"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "run_key", "young_person_id"),
+        sa.Index("ix_campaign_recipient_status", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaign.id", ondelete="CASCADE"))
+    # One run of a recurring campaign, e.g. its due time in ISO form.
+    run_key: Mapped[str] = mapped_column(sa.String(40), default="once")
+    young_person_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("young_person.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[RecipientStatus] = mapped_column(
+        enum_column(RecipientStatus), default=RecipientStatus.PENDING
+    )
+    skip_reason: Mapped[str | None] = mapped_column(sa.String(40))
+    message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ScheduledItem(Base):
+    __tablename__ = "scheduled_item"
+    __table_args__ = (sa.Index("ix_scheduled_item_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A free string so that new kinds need no migration: "meeting_reminder", "campaign_run", ...
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    due_at: Mapped[datetime]
+    status: Mapped[ScheduledStatus] = mapped_column(
+        enum_column(ScheduledStatus), default=ScheduledStatus.PENDING
+    )
+    # The same key twice is the same item: scheduling is idempotent.
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    municipality_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("municipality.id", ondelete="CASCADE")
+    )
+    young_person_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("young_person.id", ondelete="CASCADE"), index=True
+    )
+    meeting_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("meeting.id", ondelete="CASCADE"), index=True
+    )
+    sub_goal_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("sub_goal.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(80))
+    claimed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Why an item expired, failed or was cancelled.
+    outcome: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxEntry(Base):
+    """One outgoing message to deliver, written in the transaction that decided to send it."""
+
+    __tablename__ = "outbox_entry"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="CASCADE"), unique=True
+    )
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel))
+    status: Mapped[OutboxStatus] = mapped_column(
+        enum_column(OutboxStatus), default=OutboxStatus.PENDING
+    )
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(200))
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(80))
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,79 @@
+"""The tenant (a municipality) and its staff."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dialogs.types import Role
+from storage.models.base import Base, JSONType, enum_column, utcnow
+
+DEFAULT_HELP_LINES: list[dict[str, str]] = [
+    {"name": "Alarm 112", "number": "112"},
+    {"name": "Livslinien", "number": "70 201 201"},
+    {"name": "BørneTelefonen", "number": "116 111"},
+    {"name": "Lev Uden Vold", "number": "1888"},
+]
+
+
+class Municipality(Base):
+    __tablename__ = "municipality"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    slug: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Copenhagen")
+    default_language: Mapped[str] = mapped_column(sa.String(8), default="da")
+    quiet_hours_start: Mapped[time] = mapped_column(sa.Time(), default=time(21, 0))
+    quiet_hours_end: Mapped[time] = mapped_column(sa.Time(), default=time(8, 0))
+    quiet_on_weekends: Mapped[bool] = mapped_column(default=False)
+    office_hours_start: Mapped[time] = mapped_column(sa.Time(), default=time(9, 0))
+    office_hours_end: Mapped[time] = mapped_column(sa.Time(), default=time(15, 0))
+    # Each entry: {"name": ..., "number": ...}; shown at once on signs of crisis.
+    help_lines: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONType,
+        default=lambda: [dict(line) for line in DEFAULT_HELP_LINES],
+    )
+    # Per-channel sender settings, e.g. {"sms": {"from": "+45..."}, "telegram": {"bot": "..."}}.
+    sender_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    staff: Mapped[list[StaffUser]] = relationship(back_populates="municipality")
+
+
+class StaffUser(Base):
+    """A kontaktperson, coordinator or admin. Deactivated, never deleted: audit keeps the name."""
+
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # An operator-level admin may belong to no municipality.
+    municipality_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("municipality.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(120))
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    role: Mapped[Role] = mapped_column(enum_column(Role))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    language: Mapped[str] = mapped_column(sa.String(8), default="da")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    absent_from: Mapped[datetime | None]
+    absent_until: Mapped[datetime | None]
+    backup_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("staff_user.id", ondelete="SET NULL")
+    )
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    municipality: Mapped[Municipality | None] = relationship(back_populates="staff")
+    backup: Mapped[StaffUser | None] = relationship(remote_side=[id])
+
+    def is_absent(self, at: datetime) -> bool:
+        if self.absent_from is None:
+            return False
+        return self.absent_from <= at and (self.absent_until is None or at < self.absent_until)
