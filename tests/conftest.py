@@ -17,7 +17,7 @@ import pytest
 from bot.settings import Settings
 from storage import migrate
 from storage.db import Database
-from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.pgserver import PostgresServer, PostgresUnavailableError
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _counter = itertools.count()
@@ -33,7 +33,7 @@ def make_settings(**overrides: Any) -> Settings:
 def pg_server() -> Iterator[PostgresServer]:
     try:
         server = PostgresServer.start()
-    except PostgresUnavailable as error:
+    except PostgresUnavailableError as error:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI: {error}")
         pytest.skip(f"PostgreSQL not available: {error}")
@@ -69,7 +69,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         metafunc.parametrize(
             "database_url",
-            [pytest.param("sqlite", id="sqlite"),
-             pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)],
+            [
+                pytest.param("sqlite", id="sqlite"),
+                pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+            ],
             indirect=True,
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailableError(RuntimeError):
     pass
 
 
@@ -33,7 +33,7 @@ def find_bindir() -> Path:
     for candidate in candidates:
         if candidate and (Path(candidate) / "initdb").exists():
             return Path(candidate)
-    raise PostgresUnavailable(
+    raise PostgresUnavailableError(
         "no PostgreSQL server binaries found (apt-get install postgresql, "
         "or set STIFINDER_TEST_PG_BINDIR)"
     )
@@ -75,32 +75,55 @@ class PostgresServer:
             try:
                 entry = pwd.getpwnam(user)
             except KeyError as error:
-                raise PostgresUnavailable("running as root but there is no 'postgres' user") from error
+                raise PostgresUnavailableError(
+                    "running as root but there is no 'postgres' user"
+                ) from error
             os.chown(root, entry.pw_uid, entry.pw_gid)
         server = cls(bindir=bindir, root=root, port=_free_port(), user=user)
         result = server._run(
-            "initdb", "-D", str(server.data), "-U", user, "-A", "trust", "-E", "UTF8",
-            "--no-locale", "--no-sync",
+            "initdb",
+            "-D",
+            str(server.data),
+            "-U",
+            user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
         )
         if result.returncode != 0:
-            raise PostgresUnavailable(f"initdb failed: {result.stderr.strip()}")
+            raise PostgresUnavailableError(f"initdb failed: {result.stderr.strip()}")
         options = (
             f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         result = server._run(
-            "pg_ctl", "-D", str(server.data), "-o", options, "-l", str(root / "log"), "-w",
-            "-t", "60", "start",
+            "pg_ctl",
+            "-D",
+            str(server.data),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
         if result.returncode != 0:
             log = (root / "log").read_text() if (root / "log").exists() else ""
-            raise PostgresUnavailable(f"PostgreSQL did not start: {result.stderr.strip()} {log}")
+            message = f"PostgreSQL did not start: {result.stderr.strip()} {log}"
+            raise PostgresUnavailableError(message)
         return server
 
     def create_database(self, name: str) -> str:
-        result = self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
+        result = self._run(
+            "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name
+        )
         if result.returncode != 0:
-            raise PostgresUnavailable(f"createdb failed: {result.stderr.strip()}")
+            raise PostgresUnavailableError(f"createdb failed: {result.stderr.strip()}")
         return self.url(name)
 
     def stop(self) -> None:

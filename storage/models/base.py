@@ -68,4 +68,8 @@ def enum_column(enum: type[StrEnum], length: int = 32) -> sa.Enum:
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+    # SQLAlchemy reads this class attribute as declared.
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONType,
+    }

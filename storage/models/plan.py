@@ -25,9 +25,7 @@ class Dream(Base):
     captured_at: Mapped[datetime] = mapped_column(default=utcnow)
     captured_via: Mapped[CaptureSource] = mapped_column(enum_column(CaptureSource))
     channel: Mapped[Channel | None] = mapped_column(enum_column(Channel))
-    message_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("message.id", ondelete="SET NULL")
-    )
+    message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id", ondelete="SET NULL"))
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
 
 

@@ -1,0 +1,269 @@
+"""The ``stifinder`` command: the composition root for every way Stifinder is run."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from storage.importing import ImportReport, import_young_people
+
+from bot import demo as demo_data
+from bot import logs
+from bot.i18n import translate
+from bot.passwords import MIN_LENGTH, hash_password
+from bot.runtime import Runtime
+from bot.settings import ConfigurationError, Settings
+from dialogs.types import Role
+from storage import migrate, staff
+
+app = typer.Typer(no_args_is_help=True, help="Stifinder: outreach and handoff for young people.")
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+user_app = typer.Typer(no_args_is_help=True, help="Staff accounts.")
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _runtime(ctx: typer.Context) -> Runtime:
+    runtime: Runtime = ctx.obj
+    return runtime
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Build the settings once; every command gets the same runtime."""
+    if ctx.obj is not None:  # tests pass a ready runtime
+        return
+    try:
+        settings = Settings()
+    except (ConfigurationError, ValidationError) as error:
+        errors.print(f"[bold red]Configuration error:[/] {error}")
+        raise typer.Exit(2) from error
+    logs.configure(level=settings.log_level, fmt=settings.log_format)
+    ctx.obj = Runtime.build(settings)
+
+
+def _require_schema(runtime: Runtime) -> None:
+    if not migrate.is_at_head(runtime.database.engine):
+        errors.print(
+            translate(
+                runtime.settings.default_language,
+                "Databasen er ikke opdateret. Kør først: stifinder db upgrade",
+            )
+        )
+        raise typer.Exit(1)
+
+
+def _print_logins(language: str, base_url: str) -> None:
+    console.print(translate(language, "Demo-kommunen er klar. Log ind på {url} med:", url=base_url))
+    for login in demo_data.LOGINS:
+        console.print(f"  {login.role.value:<14} {login.email:<28} {login.password}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    demo: Annotated[bool, typer.Option(help="Seed demo data first (development only).")] = False,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema before serving.")
+    ] = True,
+) -> None:
+    """Run the web app and the worker in one process (the embedded default)."""
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    runtime = _runtime(ctx)
+    settings = runtime.settings
+    if migrate_first:
+        migrate.upgrade(runtime.database.engine)
+    _require_schema(runtime)
+    if demo:
+        _seed_demo(runtime)
+        _print_logins(settings.default_language, settings.public_base_url)
+    application = create_app(runtime, run_worker=True)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Run only the worker (any number of them can share one PostgreSQL database)."""
+    runtime = _runtime(ctx)
+    _require_schema(runtime)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime.worker().run_until(stop)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Upgrade the database schema to the newest migration."""
+    runtime = _runtime(ctx)
+    migrate.upgrade(runtime.database.engine)
+    console.print(f"database at revision {migrate.current_revision(runtime.database.engine)}")
+
+
+@db_app.command("check")
+def db_check(ctx: typer.Context) -> None:
+    """Fail if the models and the migrations disagree."""
+    migrate.check(_runtime(ctx).database.engine)
+    console.print("models and migrations agree")
+
+
+def _seed_demo(runtime: Runtime) -> bool:
+    with runtime.database.session() as session:
+        return demo_data.seed(
+            session, now=datetime.now(UTC), development=runtime.settings.is_development
+        )
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Create the demo municipality, staff and young people (development only)."""
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    if not runtime.settings.is_development:
+        errors.print(translate(language, "Demodata kan kun oprettes i udviklingstilstand."))
+        raise typer.Exit(1)
+    migrate.upgrade(runtime.database.engine)
+    if not _seed_demo(runtime):
+        console.print(translate(language, "Demodata findes allerede."))
+    _print_logins(language, runtime.settings.public_base_url)
+
+
+def _print_report(report: ImportReport, language: str) -> None:
+    for error in report.errors:
+        where = (
+            translate(language, "Linje {line}, felt {field}", line=error.line, field=error.field)
+            if error.field
+            else translate(language, "Linje {line}", line=error.line)
+        )
+        errors.print(f"{where}: {translate(language, error.message, **error.params)}")
+    if not report.written:
+        errors.print(
+            translate(
+                language,
+                "Intet er importeret. Ret fejlene, eller brug --skip-bad-rows for at springe "
+                "de forkerte rækker over.",
+            )
+        )
+        return
+    console.print(
+        translate(
+            language,
+            "Importeret: {created} nye, {updated} opdateret, {skipped} sprunget over.",
+            created=report.created,
+            updated=report.updated,
+            skipped=report.skipped,
+        )
+    )
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file.")],
+    municipality: Annotated[str, typer.Option(help="The municipality's short name (slug).")],
+    skip_bad_rows: Annotated[
+        bool, typer.Option(help="Import the good rows even if some rows are bad.")
+    ] = False,
+    encoding: Annotated[str, typer.Option(help="The file's encoding, e.g. cp1252.")] = "utf-8",
+) -> None:
+    """Import young people from a CSV file; nothing is written if a row is bad."""
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    data = file.read_bytes()
+    with runtime.database.session() as session:
+        place = staff.municipality_by_slug(session, municipality)
+        if place is None:
+            errors.print(translate(language, "Kommunen {slug} findes ikke.", slug=municipality))
+            raise typer.Exit(1)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task(translate(language, "Importerer"), total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = import_young_people(
+                session,
+                municipality=place,
+                data=data,
+                encoding=encoding,
+                skip_bad_rows=skip_bad_rows,
+                actor="cli",
+                progress=advance,
+            )
+        for outcome, count in (("created", report.created), ("updated", report.updated)):
+            runtime.metrics.imported_rows.labels(outcome).inc(count)
+    _print_report(report, language)
+    if not report.written:
+        raise typer.Exit(1)
+
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option(help="Sign-in e-mail.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    role: Annotated[Role, typer.Option(help="kontaktperson, coordinator or admin.")],
+    municipality: Annotated[
+        str | None, typer.Option(help="The municipality's slug (not needed for an admin).")
+    ] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Create a staff account."""
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    if len(password) < MIN_LENGTH:
+        errors.print(translate(language, "Adgangskoden skal være mindst {n} tegn.", n=MIN_LENGTH))
+        raise typer.Exit(1)
+    try:
+        with runtime.database.session() as session:
+            place = None
+            if municipality is not None:
+                place = staff.municipality_by_slug(session, municipality)
+                if place is None:
+                    errors.print(
+                        translate(language, "Kommunen {slug} findes ikke.", slug=municipality)
+                    )
+                    raise typer.Exit(1)
+            user = staff.add_staff(
+                session,
+                name=name,
+                email=email,
+                role=role,
+                password_hash=hash_password(password),
+                municipality=place,
+            )
+            user_id = user.id
+    except staff.StaffError as error:
+        errors.print(translate(language, error.message, **error.params))
+        raise typer.Exit(1) from error
+    console.print(translate(language, "Brugeren er oprettet (nr. {id}).", id=user_id))
+
+
+def main() -> None:
+    app()

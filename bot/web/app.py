@@ -1,0 +1,137 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Match
+
+from bot.i18n import available_languages, translate
+from bot.runtime import Runtime
+from storage import migrate
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    # Nothing is loaded from third-party hosts: every script and stylesheet is Stifinder's own.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _templates() -> Environment:
+    # No gettext is installed on the environment: each render gets the reader's own translator.
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+
+
+def render(env: Environment, name: str, language: str, **context: object) -> HTMLResponse:
+    def _(message: str, **params: object) -> str:
+        return translate(language, message, **params)
+
+    html = env.get_template(name).render(_=_, language=language, **context)
+    return HTMLResponse(html)
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"
+
+
+def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+    """Build the app; with ``run_worker`` the worker runs in the same process (``serve``)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = runtime.worker() if run_worker else None
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(title="Stifinder", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    templates = _templates()
+    metrics = runtime.metrics
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        metrics.http_requests.labels(route, str(response.status_code)).inc()
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers and its schema is at the newest migration."""
+        database = runtime.database
+        checks = {"database": database.ping()}
+        checks["migrations"] = checks["database"] and migrate.is_at_head(database.engine)
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> HTMLResponse:
+        language = _language(request, runtime.settings.default_language)
+        return render(
+            templates,
+            "home.html",
+            language,
+            telegram=runtime.settings.telegram_enabled,
+            sms=runtime.settings.sms_enabled,
+        )
+
+    return app
+
+
+def _language(request: Request, default: str) -> str:
+    """The page language: ``?lang=`` if it is one we have, else the browser's first match."""
+    known = set(available_languages()) | {"da"}
+    asked = request.query_params.get("lang")
+    if asked in known:
+        return str(asked)
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip().split("-")[0].lower()
+        if code in known:
+            return code
+    return default

@@ -1,0 +1,100 @@
+"""Extract every translatable text into ``locales/messages.pot`` and merge it into each catalog.
+
+    python scripts/i18n.py          # update the catalogs
+    python scripts/i18n.py --check  # exit 1 if the catalogs are not in step with the code
+
+Message ids are the Danish source texts; the Danish catalog therefore translates each id to itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALES = ROOT / "locales"
+KEYWORDS = {
+    "translate": (2,),
+    "translate_plural": (2, 3),
+    "N_": None,
+    "_": None,
+}
+STABLE_DATE = datetime(2026, 11, 22, tzinfo=UTC)
+METHODS = [
+    ("bot/**.py", "python"),
+    ("dialogs/**.py", "python"),
+    ("storage/**.py", "python"),
+    ("bot/web/templates/**.html", "jinja2.ext:babel_extract"),
+]
+
+
+def extract() -> Catalog:
+    # A fixed date keeps the files byte-for-byte stable, so --check sees only real changes.
+    template = Catalog(
+        project="Stifinder",
+        charset="utf-8",
+        creation_date=STABLE_DATE,
+        revision_date=STABLE_DATE,
+        language_team="Stifinder",
+        last_translator="Stifinder",
+    )
+    for filename, lineno, message, comments, context in extract_from_dir(
+        str(ROOT), METHODS, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",), strip_comment_tags=True
+    ):
+        if filename.startswith(("tests", "scripts", ".venv")):
+            continue
+        template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    return template
+
+
+def _po_bytes(catalog: Catalog) -> bytes:
+    buffer = io.BytesIO()
+    write_po(buffer, catalog, width=100, omit_header=False, sort_output=True, include_lineno=False)
+    return buffer.getvalue()
+
+
+def updated_catalogs() -> dict[Path, bytes]:
+    template = extract()
+    out = {LOCALES / "messages.pot": _po_bytes(template)}
+    for po_path in sorted(LOCALES.glob("*/LC_MESSAGES/messages.po")):
+        language = po_path.parent.parent.name
+        with po_path.open("rb") as handle:
+            catalog = read_po(handle, locale=language)
+        # Each catalog gets its own copy: update() shares the template's message objects.
+        catalog.update(copy.deepcopy(template), update_header_comment=False)
+        catalog.revision_date = STABLE_DATE
+        catalog.creation_date = STABLE_DATE
+        catalog.obsolete.clear()
+        if language == "da":
+            for message in catalog:
+                if message.id and not message.string:
+                    message.string = message.id
+                    message.flags.discard("fuzzy")
+        out[po_path] = _po_bytes(catalog)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for path, content in updated_catalogs().items():
+        if path.exists() and path.read_bytes() == content:
+            continue
+        stale.append(path)
+        if "--check" not in argv:
+            path.write_bytes(content)
+    if "--check" in argv and stale:
+        names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+        print(f"catalogs out of step with the code: {names}; run python scripts/i18n.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
