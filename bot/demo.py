@@ -63,12 +63,12 @@ LOGINS = (
 
 # (first name, years old, phone, language, status, tags)
 YOUNG_PEOPLE: tuple[tuple[str, int, str, str, YoungPersonStatus, list[str]], ...] = (
-    ("Mads", 17, "+4520000001", "da", YoungPersonStatus.ACTIVE, ["fgu"]),
-    ("Sara", 19, "+4520000002", "da", YoungPersonStatus.ACTIVE, ["ledig"]),
-    ("Yusuf", 16, "+4520000003", "ar", YoungPersonStatus.INVITED, ["fgu", "nyankommet"]),
-    ("Olena", 22, "+4520000004", "uk", YoungPersonStatus.ACTIVE, ["ledig"]),
-    ("Emma", 18, "+4520000005", "da", YoungPersonStatus.PAUSED, []),
-    ("Jonas", 24, "+4520000006", "da", YoungPersonStatus.OPTED_OUT, []),
+    ("Mads", 17, "+4520123401", "da", YoungPersonStatus.ACTIVE, ["fgu"]),
+    ("Sara", 19, "+4520123402", "da", YoungPersonStatus.ACTIVE, ["ledig"]),
+    ("Yusuf", 16, "+4520123403", "ar", YoungPersonStatus.INVITED, ["fgu", "nyankommet"]),
+    ("Olena", 22, "+4520123404", "uk", YoungPersonStatus.ACTIVE, ["ledig"]),
+    ("Emma", 18, "+4520123405", "da", YoungPersonStatus.PAUSED, []),
+    ("Jonas", 24, "+4520123406", "da", YoungPersonStatus.OPTED_OUT, []),
 )
 
 

@@ -2,6 +2,7 @@
 
     python scripts/i18n.py          # update the catalogs
     python scripts/i18n.py --check  # exit 1 if the catalogs are not in step with the code
+    python scripts/i18n.py --fill en texts.json  # set translations from {"Danish id": "text"}
 
 Message ids are the Danish source texts; the Danish catalog therefore translates each id to itself.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +48,11 @@ def extract() -> Catalog:
         last_translator="Stifinder",
     )
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(ROOT), METHODS, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",), strip_comment_tags=True
+        str(ROOT),
+        METHODS,
+        keywords=KEYWORDS,
+        comment_tags=("TRANSLATORS:",),
+        strip_comment_tags=True,
     ):
         if filename.startswith(("tests", "scripts", ".venv")):
             continue
@@ -81,7 +87,28 @@ def updated_catalogs() -> dict[Path, bytes]:
     return out
 
 
+def fill(language: str, translations: dict[str, str]) -> int:
+    """Set the given translations in one catalog; returns how many ids were not in it."""
+    po_path = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    unknown = 0
+    for message_id, text in translations.items():
+        message = catalog.get(message_id)
+        if message is None:
+            unknown += 1
+            sys.stderr.write(f"not in the {language} catalog: {message_id!r}\n")
+            continue
+        message.string = text
+        message.flags.discard("fuzzy")
+    po_path.write_bytes(_po_bytes(catalog))
+    return unknown
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--fill"]:
+        language, source = argv[1], Path(argv[2])
+        return 1 if fill(language, json.loads(source.read_text(encoding="utf-8"))) else 0
     stale = []
     for path, content in updated_catalogs().items():
         if path.exists() and path.read_bytes() == content:
@@ -91,7 +118,9 @@ def main(argv: list[str]) -> int:
             path.write_bytes(content)
     if "--check" in argv and stale:
         names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
-        print(f"catalogs out of step with the code: {names}; run python scripts/i18n.py")
+        sys.stderr.write(
+            f"catalogs out of step with the code: {names}; run python scripts/i18n.py\n"
+        )
         return 1
     return 0
 

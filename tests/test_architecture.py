@@ -11,11 +11,34 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FORBIDDEN = {
     # dialogs/ is the pure core: no I/O frameworks, no outer layers.
-    "dialogs": {"bot", "storage", "sqlalchemy", "fastapi", "starlette", "telegram", "twilio",
-                "httpx", "alembic", "apscheduler", "uvicorn", "typer", "jinja2", "psycopg"},
+    "dialogs": {
+        "bot",
+        "storage",
+        "sqlalchemy",
+        "fastapi",
+        "starlette",
+        "telegram",
+        "twilio",
+        "httpx",
+        "alembic",
+        "apscheduler",
+        "uvicorn",
+        "typer",
+        "jinja2",
+        "psycopg",
+    },
     # storage/ may use dialogs' types but never the runtime or the channels.
-    "storage": {"bot", "fastapi", "starlette", "telegram", "twilio", "apscheduler", "uvicorn",
-                "typer", "jinja2"},
+    "storage": {
+        "bot",
+        "fastapi",
+        "starlette",
+        "telegram",
+        "twilio",
+        "apscheduler",
+        "uvicorn",
+        "typer",
+        "jinja2",
+    },
 }
 
 

@@ -78,8 +78,18 @@ def test_user_add_hashes_the_password_and_audits(database: Database) -> None:
     _municipality(database)
     result = runner.invoke(
         app,
-        ["user", "add", "--email", "Karin@Aarhus.dk", "--name", "Karin Kontakt",
-         "--role", "kontaktperson", "--municipality", "aarhus"],
+        [
+            "user",
+            "add",
+            "--email",
+            "Karin@Aarhus.dk",
+            "--name",
+            "Karin Kontakt",
+            "--role",
+            "kontaktperson",
+            "--municipality",
+            "aarhus",
+        ],
         input="a-long-password-1\na-long-password-1\n",
         obj=_runtime(database),
     )
@@ -96,14 +106,26 @@ def test_user_add_hashes_the_password_and_audits(database: Database) -> None:
 @pytest.mark.parametrize(
     ("args", "password", "message"),
     [
-        (["--email", "not-an-email", "--municipality", "aarhus"], "a-long-password-1",
-         "E-mailadressen not-an-email ser ikke rigtig ud."),
-        (["--email", "k@x.dk", "--municipality", "odense"], "a-long-password-1",
-         "Kommunen odense findes ikke."),
-        (["--email", "k@x.dk", "--municipality", "aarhus"], "short",
-         "Adgangskoden skal være mindst 12 tegn."),
-        (["--email", "k@x.dk"], "a-long-password-1",
-         "En kontaktperson eller koordinator skal høre til en kommune."),
+        (
+            ["--email", "not-an-email", "--municipality", "aarhus"],
+            "a-long-password-1",
+            "E-mailadressen not-an-email ser ikke rigtig ud.",
+        ),
+        (
+            ["--email", "k@x.dk", "--municipality", "odense"],
+            "a-long-password-1",
+            "Kommunen odense findes ikke.",
+        ),
+        (
+            ["--email", "k@x.dk", "--municipality", "aarhus"],
+            "short",
+            "Adgangskoden skal være mindst 12 tegn.",
+        ),
+        (
+            ["--email", "k@x.dk"],
+            "a-long-password-1",
+            "En kontaktperson eller koordinator skal høre til en kommune.",
+        ),
     ],
 )
 def test_user_add_explains_what_is_wrong_and_creates_nothing(
@@ -167,3 +189,73 @@ def test_serve_with_demo_starts_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     # uvicorn shuts down gracefully, then re-raises the signal it caught.
     assert "worker stopped" in output
     assert process.returncode in (0, -15), output
+
+
+def _staffed_municipality(database: Database) -> None:
+    with database.session() as session:
+        place = Municipality(name="Aarhus", slug="aarhus")
+        session.add(
+            StaffUser(
+                name="Karin",
+                email="karin@aarhus.dk",
+                role=Role.KONTAKTPERSON,
+                password_hash="x",
+                municipality=place,
+            )
+        )
+
+
+GOOD = "fornavn;fødselsdato;telefon;kontaktperson\nMads;01-05-2008;20123456;karin@aarhus.dk\n"
+BAD = GOOD + "Sara;31-02-2007;20123457;karin@aarhus.dk\nEmma;01-05-2007;123;karin@aarhus.dk\n"
+
+
+def _import(database: Database, tmp_path: Path, content: str, *extra: str) -> str:
+    source = tmp_path / "unge.csv"
+    source.write_text(content, encoding="utf-8")
+    result = runner.invoke(
+        app, ["import", str(source), "--municipality", "aarhus", *extra], obj=_runtime(database)
+    )
+    return f"{result.exit_code}\n{' '.join(result.output.split())}"
+
+
+def _count(database: Database) -> int:
+    with database.session() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(YoungPerson)) or 0)
+
+
+def test_import_command_writes_a_good_file(database: Database, tmp_path: Path) -> None:
+    _staffed_municipality(database)
+    output = _import(database, tmp_path, GOOD)
+    assert output.startswith("0\n")
+    assert "Importeret: 1 nye, 0 opdateret, 0 sprunget over." in output
+    assert _count(database) == 1
+
+
+def test_import_command_names_each_bad_line_and_field_and_writes_nothing(
+    database: Database, tmp_path: Path
+) -> None:
+    _staffed_municipality(database)
+    output = _import(database, tmp_path, BAD)
+    assert output.startswith("1\n")
+    assert "Linje 3, felt fødselsdato: Fødselsdatoen 31-02-2007 findes ikke i kalenderen." in output
+    assert "Linje 4, felt telefon: Telefonnummeret 123 er ikke et gyldigt mobilnummer." in output
+    assert "Intet er importeret." in output
+    assert _count(database) == 0
+
+
+def test_import_command_can_skip_bad_rows(database: Database, tmp_path: Path) -> None:
+    _staffed_municipality(database)
+    output = _import(database, tmp_path, BAD, "--skip-bad-rows")
+    assert output.startswith("0\n")
+    assert "Importeret: 1 nye, 0 opdateret, 2 sprunget over." in output
+    assert _count(database) == 1
+
+
+def test_import_command_refuses_an_unknown_municipality(database: Database, tmp_path: Path) -> None:
+    source = tmp_path / "unge.csv"
+    source.write_text(GOOD, encoding="utf-8")
+    result = runner.invoke(
+        app, ["import", str(source), "--municipality", "odense"], obj=_runtime(database)
+    )
+    assert result.exit_code == 1
+    assert "Kommunen odense findes ikke." in result.output

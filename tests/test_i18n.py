@@ -49,6 +49,9 @@ def test_placeholders_are_well_formed_format_strings() -> None:
 
 
 def test_translate_fills_fields_and_falls_back_to_danish_for_unknown_languages() -> None:
-    assert translate("en", "Kommunen {slug} findes ikke.", slug="x") == "The municipality x does not exist."
+    assert (
+        translate("en", "Kommunen {slug} findes ikke.", slug="x")
+        == "The municipality x does not exist."
+    )
     assert translate("xx", "Kommunen {slug} findes ikke.", slug="x") == "Kommunen x findes ikke."
     assert translator("en") is translator("en")  # parsed once

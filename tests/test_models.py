@@ -28,7 +28,9 @@ from storage.models import (
 
 def _person(database: Database, **fields: object) -> int:
     with database.session() as session:
-        place = session.scalar(sa.select(Municipality)) or Municipality(name="Aarhus", slug="aarhus")
+        place = session.scalar(sa.select(Municipality)) or Municipality(
+            name="Aarhus", slug="aarhus"
+        )
         person = YoungPerson(
             municipality=place, first_name="Mads", birth_date=date(2008, 5, 1), **fields
         )
@@ -45,7 +47,12 @@ def test_municipality_defaults(database: Database) -> None:
         assert place.timezone == "Europe/Copenhagen"
         assert (place.quiet_hours_start.hour, place.quiet_hours_end.hour) == (21, 8)
         assert place.default_language == "da"
-        assert [line["number"] for line in place.help_lines] == ["112", "70 201 201", "116 111", "1888"]
+        assert [line["number"] for line in place.help_lines] == [
+            "112",
+            "70 201 201",
+            "116 111",
+            "1888",
+        ]
 
 
 def test_timestamps_come_back_as_the_same_utc_instant(database: Database) -> None:
@@ -128,13 +135,21 @@ def test_staff_absence_and_backup(database: Database) -> None:
     with database.session() as session:
         place = Municipality(name="Aarhus", slug="aarhus")
         karin = StaffUser(
-            name="Karin", email="k@x.dk", role=Role.KONTAKTPERSON, password_hash="h",
+            name="Karin",
+            email="k@x.dk",
+            role=Role.KONTAKTPERSON,
+            password_hash="h",
             municipality=place,
         )
         ali = StaffUser(
-            name="Ali", email="a@x.dk", role=Role.KONTAKTPERSON, password_hash="h",
-            municipality=place, backup=karin,
-            absent_from=now - timedelta(days=1), absent_until=now + timedelta(days=1),
+            name="Ali",
+            email="a@x.dk",
+            role=Role.KONTAKTPERSON,
+            password_hash="h",
+            municipality=place,
+            backup=karin,
+            absent_from=now - timedelta(days=1),
+            absent_until=now + timedelta(days=1),
         )
         session.add_all([karin, ali])
     with database.session() as session:

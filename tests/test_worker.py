@@ -19,14 +19,15 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 def _add_items(database: Database, count: int, *, kind: str = "test", due: datetime = NOW) -> None:
     with database.session() as session:
         session.add_all(
-            ScheduledItem(kind=kind, due_at=due, idempotency_key=f"{kind}:{i}") for i in range(count)
+            ScheduledItem(kind=kind, due_at=due, idempotency_key=f"{kind}:{i}")
+            for i in range(count)
         )
 
 
 def _statuses(database: Database) -> dict[str, ScheduledStatus]:
     with database.session() as session:
         rows = session.execute(sa.select(ScheduledItem.idempotency_key, ScheduledItem.status))
-        return {key: status for key, status in rows}
+        return {key: status for key, status in rows.all()}  # noqa: C416 - Row pairs
 
 
 def test_a_sweep_runs_every_overdue_item_once_however_late(database: Database) -> None:
@@ -85,8 +86,18 @@ def test_items_of_a_dead_worker_are_given_back_after_the_lease(database: Databas
         claimed = schedule.claim_due(session, now=NOW, worker_id="dead", kinds=["test"])
         assert len(claimed) == 2
     with database.session() as session:
-        assert schedule.release_stale(session, now=NOW + timedelta(minutes=1), lease=timedelta(minutes=5)) == 0
-        assert schedule.release_stale(session, now=NOW + timedelta(minutes=6), lease=timedelta(minutes=5)) == 2
+        assert (
+            schedule.release_stale(
+                session, now=NOW + timedelta(minutes=1), lease=timedelta(minutes=5)
+            )
+            == 0
+        )
+        assert (
+            schedule.release_stale(
+                session, now=NOW + timedelta(minutes=6), lease=timedelta(minutes=5)
+            )
+            == 2
+        )
     assert set(_statuses(database).values()) == {ScheduledStatus.PENDING}
 
 
