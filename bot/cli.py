@@ -12,7 +12,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from storage.importing import ImportReport, import_young_people
 
 from bot import demo as demo_data
 from bot import logs
@@ -22,6 +21,7 @@ from bot.runtime import Runtime
 from bot.settings import ConfigurationError, Settings
 from dialogs.types import Role
 from storage import migrate, staff
+from storage.importing import ImportReport, import_young_people
 
 app = typer.Typer(no_args_is_help=True, help="Stifinder: outreach and handoff for young people.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
