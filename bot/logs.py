@@ -16,7 +16,13 @@ from typing import Any
 from dialogs.privacy import redact
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is a field.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn's "color_message" repeats "msg" with terminal colours.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -77,3 +83,6 @@ def configure(*, level: str = "INFO", fmt: str = "auto", stream: Any = None) -> 
         logger.propagate = True
     # httpx logs full request URLs, and the Telegram Bot API puts the token in its URLs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # One line per sweep and per readiness probe would drown what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

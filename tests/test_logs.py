@@ -52,3 +52,10 @@ def test_console_format_is_one_readable_line() -> None:
     line = stream.getvalue().strip()
     assert "INFO" in line
     assert line.endswith("stifinder.test: worker started  worker=host:1")
+
+
+def test_routine_scheduler_chatter_is_not_logged() -> None:
+    _, stream = _capture("json")
+    logging.getLogger("apscheduler.executors.default").info('Running job "sweep"')
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    assert stream.getvalue() == ""
