@@ -163,3 +163,13 @@ class OutboxStatus(StrEnum):
     UNKNOWN = "unknown"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class Purpose(StrEnum):
+    """Why a message is sent; decides quiet hours and what may reach an opted-out person."""
+
+    REPLY = "reply"  # an answer to a message just received: never deferred
+    PROACTIVE = "proactive"  # on the bot's own initiative: deferred in quiet hours
+    CRISIS = "crisis"  # help lines: never deferred, never withheld
+    OPT_OUT = "opt_out"  # the one confirmation of a STOP
+    STAFF = "staff"  # written by a staff member in the inbox

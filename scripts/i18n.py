@@ -3,6 +3,8 @@
     python scripts/i18n.py          # update the catalogs
     python scripts/i18n.py --check  # exit 1 if the catalogs are not in step with the code
     python scripts/i18n.py --fill en texts.json  # set translations from {"Danish id": "text"}
+    python scripts/i18n.py --fill ar texts.json --review  # ... marked for native review
+    python scripts/i18n.py --init ar  # start a new language's catalog from the template
 
 Message ids are the Danish source texts; the Danish catalog therefore translates each id to itself.
 """
@@ -87,7 +89,30 @@ def updated_catalogs() -> dict[Path, bytes]:
     return out
 
 
-def fill(language: str, translations: dict[str, str]) -> int:
+REVIEW_FLAG = "needs-review"
+
+
+def init(language: str) -> None:
+    """Create ``locales/<language>/LC_MESSAGES/messages.po`` from the extracted template."""
+    po_path = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    if po_path.exists():
+        raise SystemExit(f"{po_path} exists already")
+    template = extract()
+    catalog = Catalog(
+        locale=language,
+        project="Stifinder",
+        charset="utf-8",
+        creation_date=STABLE_DATE,
+        revision_date=STABLE_DATE,
+        language_team="Stifinder",
+        last_translator="Stifinder",
+    )
+    catalog.update(template, update_header_comment=False)
+    po_path.parent.mkdir(parents=True, exist_ok=True)
+    po_path.write_bytes(_po_bytes(catalog))
+
+
+def fill(language: str, translations: dict[str, str], *, review: bool = False) -> int:
     """Set the given translations in one catalog; returns how many ids were not in it."""
     po_path = LOCALES / language / "LC_MESSAGES" / "messages.po"
     with po_path.open("rb") as handle:
@@ -101,14 +126,22 @@ def fill(language: str, translations: dict[str, str]) -> int:
             continue
         message.string = text
         message.flags.discard("fuzzy")
+        if review:
+            message.flags.add(REVIEW_FLAG)
+        else:
+            message.flags.discard(REVIEW_FLAG)
     po_path.write_bytes(_po_bytes(catalog))
     return unknown
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--init"]:
+        init(argv[1])
+        return 0
     if argv[:1] == ["--fill"]:
         language, source = argv[1], Path(argv[2])
-        return 1 if fill(language, json.loads(source.read_text(encoding="utf-8"))) else 0
+        translations = json.loads(source.read_text(encoding="utf-8"))
+        return 1 if fill(language, translations, review="--review" in argv) else 0
     stale = []
     for path, content in updated_catalogs().items():
         if path.exists() and path.read_bytes() == content:

@@ -103,3 +103,5 @@ class Handoff(Base):
     first_human_answer_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
+    # What the kontaktperson should know, e.g. the new time a young person proposed.
+    note: Mapped[str | None] = mapped_column(sa.Text())

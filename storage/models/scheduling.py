@@ -12,7 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dialogs.types import CampaignStatus, Channel, OutboxStatus, RecipientStatus, ScheduledStatus
+from dialogs.types import (
+    CampaignStatus,
+    Channel,
+    OutboxStatus,
+    Purpose,
+    RecipientStatus,
+    ScheduledStatus,
+)
 from storage.models.base import Base, enum_column, utcnow
 
 
@@ -112,6 +119,7 @@ class OutboxEntry(Base):
         sa.ForeignKey("message.id", ondelete="CASCADE"), unique=True
     )
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
+    purpose: Mapped[Purpose] = mapped_column(enum_column(Purpose), default=Purpose.REPLY)
     status: Mapped[OutboxStatus] = mapped_column(
         enum_column(OutboxStatus), default=OutboxStatus.PENDING
     )

@@ -12,7 +12,7 @@ from dialogs.types import Role
 from storage.models.base import Base, JSONType, enum_column, utcnow
 
 DEFAULT_HELP_LINES: list[dict[str, str]] = [
-    {"name": "Alarm 112", "number": "112"},
+    {"name": "Alarm", "number": "112"},
     {"name": "Livslinien", "number": "70 201 201"},
     {"name": "BørneTelefonen", "number": "116 111"},
     {"name": "Lev Uden Vold", "number": "1888"},

@@ -1,0 +1,486 @@
+"""Running the dialog engine against the database: one turn, one transaction.
+
+A turn locks the conversation, stores the inbound message (CPR numbers masked), asks the engine,
+applies its effects, writes the replies into the outbox and saves the new state — all or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.formatting import format_moment, handoff_eta
+from bot.i18n import translator
+from bot.lexicons import all_lexicons, lexicon_languages
+from dialogs import model
+from dialogs.engine import Engine
+from dialogs.privacy import mask_cpr
+from dialogs.sms import count_segments
+from dialogs.types import (
+    Author,
+    CaptureSource,
+    Channel,
+    ConsentKind,
+    ConsentSource,
+    DeliveryStatus,
+    Direction,
+    GoalStatus,
+    HandoffPriority,
+    HandoffStatus,
+    Purpose,
+    YoungPersonStatus,
+)
+from storage import audit
+from storage import conversations as repo
+from storage.db import Database
+from storage.models import (
+    ConsentEvent,
+    Conversation,
+    Dream,
+    Goal,
+    Handoff,
+    Meeting,
+    Message,
+    OutboxEntry,
+    ScheduledItem,
+    SubGoal,
+    YoungPerson,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+DIALOG_TIMEOUT = "dialog_timeout"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An outgoing message as the caller sees it."""
+
+    message_id: int
+    text: str
+    purpose: Purpose
+
+
+class UnknownYoungPerson(LookupError):  # noqa: N818 - reads as what it is
+    pass
+
+
+class Conversations:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        engine: Engine,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.engine = engine
+        self.clock = clock
+        # SQLite has no row locks; turns in this process take turns here instead.
+        self._sqlite_lock = threading.Lock() if database.dialect == "sqlite" else None
+
+    # ----------------------------------------------------------------- entry points
+
+    def receive(
+        self,
+        *,
+        young_person_id: int,
+        channel: Channel,
+        text: str,
+        provider_id: str | None = None,
+    ) -> list[Sent]:
+        """One message from a young person: store it, answer it, in one transaction."""
+
+        def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
+            now = self.clock()
+            masked = mask_cpr(text)
+            inbound = Message(
+                young_person_id=person.id,
+                direction=Direction.INBOUND,
+                channel=channel,
+                author=Author.YOUNG_PERSON,
+                text=masked,
+                provider_id=provider_id,
+                status=DeliveryStatus.RECEIVED,
+                created_at=now,
+            )
+            session.add(inbound)
+            session.flush()
+            person.last_inbound_at = now
+            person.preferred_channel = channel
+            conversation.last_inbound_at = now
+            ctx = self._context(session, person, now)
+            result = self.engine.receive(self._state(person, conversation), masked, ctx)
+            return self._apply(session, person, conversation, result, channel, now, inbound)
+
+        return self._in_turn(young_person_id, turn)
+
+    def start(
+        self, *, young_person_id: int, dialog: str, variables: Mapping[str, Any]
+    ) -> list[Sent]:
+        """Start a dialog on the bot's own initiative; nothing is sent to an opted-out person."""
+
+        def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
+            now = self.clock()
+            channel = self._channel_for(person)
+            if channel is None:
+                log.warning("no channel to reach young person", extra={"young_person": person.id})
+                return []
+            ctx = self._context(session, person, now)
+            state = self._state(person, conversation)
+            result = self.engine.start(state, dialog, variables, ctx)
+            return self._apply(session, person, conversation, result, channel, now, None)
+
+        return self._in_turn(young_person_id, turn)
+
+    def timeout(self, *, young_person_id: int, dialog: str, step: str) -> list[Sent]:
+        def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
+            now = self.clock()
+            channel = self._channel_for(person)
+            if channel is None:
+                return []
+            ctx = self._context(session, person, now)
+            result = self.engine.timeout(self._state(person, conversation), dialog, step, ctx)
+            return self._apply(session, person, conversation, result, channel, now, None)
+
+        return self._in_turn(young_person_id, turn)
+
+    def handle_timeout_item(self, session: Session, item: ScheduledItem, now: datetime) -> str:
+        """The worker's handler for ``dialog_timeout`` items (runs its own turn)."""
+        if item.young_person_id is None:
+            return "no young person"
+        payload = item.payload
+        sent = self.timeout(
+            young_person_id=item.young_person_id,
+            dialog=str(payload["dialog"]),
+            step=str(payload["step"]),
+        )
+        return f"{len(sent)} sent"
+
+    # ----------------------------------------------------------------- the turn
+
+    def _in_turn(
+        self,
+        young_person_id: int,
+        turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
+    ) -> list[Sent]:
+        for attempt in range(3):
+            try:
+                if self._sqlite_lock is None:
+                    return self._once(young_person_id, turn)
+                with self._sqlite_lock:
+                    return self._once(young_person_id, turn)
+            except StaleDataError:
+                # Another process moved this conversation on between our read and our write.
+                log.info("conversation changed under us; trying again", extra={"attempt": attempt})
+        raise RuntimeError("conversation kept changing; giving up this turn")
+
+    def _once(
+        self,
+        young_person_id: int,
+        turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
+    ) -> list[Sent]:
+        with self.database.session() as session:
+            conversation = repo.lock(session, young_person_id)
+            person = session.get(YoungPerson, young_person_id)
+            if person is None:
+                raise UnknownYoungPerson(young_person_id)
+            return turn(session, person, conversation)
+
+    def _state(self, person: YoungPerson, conversation: Conversation) -> model.State:
+        return model.State(
+            holder=conversation.holder,
+            dialog=conversation.dialog,
+            step=conversation.step,
+            variables=dict(conversation.variables or {}),
+            misses=conversation.misses,
+            language=person.language,
+            opted_out=person.status is YoungPersonStatus.OPTED_OUT,
+        )
+
+    def _context(self, session: Session, person: YoungPerson, now: datetime) -> model.Context:
+        place = person.municipality
+        zone = ZoneInfo(place.timezone)
+        local_now = now.astimezone(zone)
+        meeting = repo.next_meeting(session, person.id, now)
+        plan = tuple(
+            model.PlanView(
+                goal=goal.title,
+                next_sub_goal=step.title if step else None,
+                due=(
+                    datetime.combine(step.due_date, datetime.min.time(), tzinfo=zone)
+                    if step and step.due_date
+                    else None
+                ),
+            )
+            for goal, step in repo.open_goals(session, person.id)
+        )
+        kontaktperson = person.kontaktperson
+        return model.Context(
+            now=local_now,
+            person=model.Person(
+                first_name=person.first_name,
+                kontaktperson=kontaktperson.name.split()[0] if kontaktperson else None,
+                municipality=place.name,
+                help_lines=tuple((line["name"], line["number"]) for line in place.help_lines),
+                next_meeting=(
+                    model.MeetingView(meeting.starts_at, meeting.place, meeting.with_whom)
+                    if meeting
+                    else None
+                ),
+                plan=plan,
+            ),
+            lexicons=all_lexicons(),
+            translate=lambda language, text: translator(language).gettext(text),
+            format_datetime=lambda moment, language: format_moment(moment, language, zone),
+            handoff_eta=lambda language: handoff_eta(
+                local_now,
+                language,
+                office_start=place.office_hours_start,
+                office_end=place.office_hours_end,
+            ),
+            languages=lexicon_languages(),
+        )
+
+    @staticmethod
+    def _channel_for(person: YoungPerson) -> Channel | None:
+        if person.preferred_channel is not None:
+            return person.preferred_channel
+        if person.telegram_chat_id is not None:
+            return Channel.TELEGRAM
+        if person.phone is not None:
+            return Channel.SMS
+        return None
+
+    # ----------------------------------------------------------------- effects
+
+    def _apply(
+        self,
+        session: Session,
+        person: YoungPerson,
+        conversation: Conversation,
+        result: model.Turn,
+        channel: Channel,
+        now: datetime,
+        inbound: Message | None,
+    ) -> list[Sent]:
+        moved = (result.state.dialog, result.state.step) != (conversation.dialog, conversation.step)
+        if moved:
+            repo.cancel_scheduled(
+                session, person.id, now=now, reason="dialog moved on", kind=DIALOG_TIMEOUT
+            )
+        state = result.state
+        conversation.holder = state.holder
+        conversation.dialog = state.dialog
+        conversation.step = state.step
+        conversation.variables = dict(state.variables)
+        conversation.misses = state.misses
+        person.language = state.language
+        for effect in result.effects:
+            self._effect(session, person, conversation, effect, channel, now, inbound)
+        sent = [self._enqueue(session, person, m, channel, now) for m in result.messages]
+        if sent:
+            conversation.last_outbound_at = now
+        return sent
+
+    def _enqueue(
+        self,
+        session: Session,
+        person: YoungPerson,
+        outgoing: model.Outgoing,
+        channel: Channel,
+        now: datetime,
+    ) -> Sent:
+        message = Message(
+            young_person_id=person.id,
+            direction=Direction.OUTBOUND,
+            channel=channel,
+            author=Author.BOT,
+            text=outgoing.text,
+            status=DeliveryStatus.QUEUED,
+            segments=count_segments(outgoing.text).count if channel is Channel.SMS else None,
+            created_at=now,
+        )
+        session.add(message)
+        session.flush()
+        session.add(
+            OutboxEntry(
+                message_id=message.id,
+                channel=channel,
+                purpose=outgoing.purpose,
+                not_before=now,
+                created_at=now,
+            )
+        )
+        return Sent(message.id, outgoing.text, outgoing.purpose)
+
+    def _effect(
+        self,
+        session: Session,
+        person: YoungPerson,
+        conversation: Conversation,
+        effect: model.Effect,
+        channel: Channel,
+        now: datetime,
+        inbound: Message | None,
+    ) -> None:
+        match effect:
+            case model.SaveDream():
+                session.add(
+                    Dream(
+                        young_person_id=person.id,
+                        text=mask_cpr(effect.text),
+                        category=effect.category,
+                        captured_at=now,
+                        captured_via=CaptureSource.DIALOG,
+                        channel=channel,
+                        message_id=inbound.id if inbound else None,
+                    )
+                )
+            case model.SetMeetingStatus():
+                meeting = session.get(Meeting, effect.meeting_id)
+                if meeting is not None and meeting.young_person_id == person.id:
+                    meeting.status = effect.status
+                    meeting.status_changed_at = now
+            case model.SetSubGoalStatus():
+                sub_goal = session.get(SubGoal, effect.sub_goal_id)
+                goal = session.get(Goal, sub_goal.goal_id) if sub_goal else None
+                if sub_goal is not None and goal is not None and goal.young_person_id == person.id:
+                    sub_goal.status = effect.status
+                    done = effect.status is GoalStatus.DONE
+                    sub_goal.completed_at = now if done else None
+            case model.OpenHandoff():
+                self._open_handoff(
+                    session, person, effect.reason, effect.priority, effect.note, now, inbound
+                )
+            case model.AlertHuman():
+                self._open_handoff(
+                    session, person, effect.reason, HandoffPriority.URGENT, None, now, inbound
+                )
+            case model.RecordConsent():
+                kind = ConsentKind.CONSENT_GIVEN if effect.given else ConsentKind.CONSENT_WITHDRAWN
+                self._consent(session, person, kind, channel, now)
+                if effect.given and person.status is YoungPersonStatus.INVITED:
+                    self._set_status(person, YoungPersonStatus.ACTIVE, None, now)
+                elif not effect.given:
+                    self._stop_everything(session, person, now, "declined contact")
+            case model.OptOut():
+                self._consent(session, person, ConsentKind.OPTED_OUT, channel, now)
+                self._stop_everything(session, person, now, "opted out")
+            case model.OptIn():
+                self._consent(session, person, ConsentKind.OPTED_IN, channel, now)
+                self._set_status(person, YoungPersonStatus.ACTIVE, None, now)
+            case model.ChangeLanguage():
+                person.language = effect.language
+            case model.ScheduleTimeout():
+                # The wait belongs to the step the conversation now stands on.
+                session.add(
+                    ScheduledItem(
+                        kind=DIALOG_TIMEOUT,
+                        due_at=effect.due_at,
+                        idempotency_key=f"{DIALOG_TIMEOUT}:{person.id}:{uuid.uuid4().hex}",
+                        municipality_id=person.municipality_id,
+                        young_person_id=person.id,
+                        payload={"dialog": conversation.dialog, "step": conversation.step},
+                    )
+                )
+
+    def _consent(
+        self,
+        session: Session,
+        person: YoungPerson,
+        kind: ConsentKind,
+        channel: Channel,
+        now: datetime,
+    ) -> None:
+        session.add(
+            ConsentEvent(
+                young_person_id=person.id,
+                kind=kind,
+                source=ConsentSource.YOUNG_PERSON,
+                channel=channel,
+                created_at=now,
+            )
+        )
+
+    @staticmethod
+    def _set_status(
+        person: YoungPerson, status: YoungPersonStatus, reason: str | None, now: datetime
+    ) -> None:
+        person.status = status
+        person.status_reason = reason
+        person.status_changed_at = now
+
+    def _stop_everything(
+        self, session: Session, person: YoungPerson, now: datetime, why: str
+    ) -> None:
+        self._set_status(person, YoungPersonStatus.OPTED_OUT, why, now)
+        repo.cancel_scheduled(session, person.id, now=now, reason=why)
+        repo.cancel_outbox(session, person.id, reason=why)
+
+    def _open_handoff(
+        self,
+        session: Session,
+        person: YoungPerson,
+        reason: Any,
+        priority: HandoffPriority,
+        note: str | None,
+        now: datetime,
+        inbound: Message | None,
+    ) -> None:
+        existing = session.scalar(
+            sa.select(Handoff)
+            .where(Handoff.young_person_id == person.id, Handoff.status != HandoffStatus.RESOLVED)
+            .order_by(Handoff.opened_at.desc())
+            .limit(1)
+        )
+        if existing is not None:
+            # One open handoff per young person; a crisis makes it urgent and brings it back up.
+            if priority is HandoffPriority.URGENT:
+                existing.priority = HandoffPriority.URGENT
+                existing.reason = reason
+                existing.status = HandoffStatus.OPEN
+                existing.snoozed_until = None
+            if note:
+                existing.note = "\n".join(filter(None, [existing.note, note]))
+            return
+        session.add(
+            Handoff(
+                young_person_id=person.id,
+                reason=reason,
+                priority=priority,
+                assignee_id=self._assignee(session, person, now),
+                trigger_message_id=inbound.id if inbound else None,
+                opened_at=now,
+                note=note,
+            )
+        )
+        audit.record(
+            session,
+            actor="bot",
+            action="handoff.opened",
+            municipality_id=person.municipality_id,
+            young_person_id=person.id,
+            details={"reason": str(reason), "priority": str(priority)},
+        )
+
+    @staticmethod
+    def _assignee(session: Session, person: YoungPerson, now: datetime) -> int | None:
+        """The kontaktperson, or their named backup while they are away."""
+        staff = person.kontaktperson
+        if staff is None:
+            return None
+        if staff.is_absent(now) and staff.backup is not None and staff.backup.is_active:
+            return staff.backup.id
+        return staff.id

@@ -1,0 +1,57 @@
+"""Dates, times and working days for the reader: Babel's locale data, the municipality's zone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from babel.dates import format_date, format_skeleton, format_time
+
+from bot.i18n import translate
+from dialogs.i18n import N_
+
+
+def format_moment(moment: datetime, language: str, zone: ZoneInfo) -> str:
+    """E.g. "tirsdag den 24. november kl. 14.00" in Danish, in the municipality's time zone."""
+    local = moment.astimezone(zone)
+    return translate(
+        language,
+        N_("{weekday} den {date} kl. {time}"),
+        weekday=format_date(local, "EEEE", locale=language),
+        date=format_skeleton("MMMMd", local, locale=language),
+        time=format_time(local, "short", locale=language),
+    )
+
+
+@lru_cache(maxsize=8)
+def _danish_holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("DK", years=year)
+
+
+def is_working_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in _danish_holidays(day.year)
+
+
+def next_working_day(day: date) -> date:
+    day += timedelta(days=1)
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def handoff_eta(now: datetime, language: str, *, office_start: time, office_end: time) -> str:
+    """Roughly when a human answers: within today's office hours, or on the next working day."""
+    today = now.date()
+    if is_working_day(today) and now.time() < office_end:
+        if now.time() < office_start:
+            start = format_time(office_start, "short", locale=language)
+            return translate(language, N_("i dag efter kl. {time}"), time=start)
+        end = format_time(office_end, "short", locale=language)
+        return translate(language, N_("i dag inden kl. {time}"), time=end)
+    following = next_working_day(today)
+    if following == today + timedelta(days=1):
+        return translate(language, N_("i morgen i løbet af dagen"))
+    weekday = format_date(following, "EEEE", locale=language)
+    return translate(language, N_("på {weekday} i løbet af dagen"), weekday=weekday)

@@ -1,0 +1,65 @@
+"""How many SMS segments a text costs: GSM-7 (160, or 153 per part) or UCS-2 (70, or 67).
+
+One character outside the GSM-7 alphabet (an emoji, a curly quote, Arabic) makes the whole
+message UCS-2. Characters of the GSM-7 extension table take two septets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+# Characters that look alike and keep a text in GSM-7 when replaced.
+GSM7_LOOKALIKES = {
+    "\u2018": "'",  # left single quote
+    "\u2019": "'",  # right single quote / apostrophe
+    "\u201a": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2013": "-",  # en dash
+    "\u2014": "-",  # em dash
+    "\u2026": "...",
+    "\u00a0": " ",  # no-break space
+    "\u2009": " ",
+    "\u202f": " ",
+}
+
+
+@dataclass(frozen=True)
+class Segments:
+    encoding: str  # "GSM-7" or "UCS-2"
+    units: int  # septets for GSM-7, UTF-16 code units for UCS-2
+    count: int
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+def count_segments(text: str) -> Segments:
+    if is_gsm7(text):
+        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+        single, part = 160, 153
+        encoding = "GSM-7"
+    else:
+        # Characters beyond the Basic Multilingual Plane (most emoji) take two UTF-16 units.
+        units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+        single, part = 70, 67
+        encoding = "UCS-2"
+    if units == 0:
+        return Segments(encoding, 0, 0)
+    count = 1 if units <= single else -(-units // part)
+    return Segments(encoding, units, count)
+
+
+def to_gsm7(text: str) -> str:
+    """Replace look-alike characters (curly quotes, dashes) so the text can stay in GSM-7."""
+    return "".join(GSM7_LOOKALIKES.get(ch, ch) for ch in text)
