@@ -26,8 +26,10 @@ from storage.importing import ImportReport, import_young_people
 app = typer.Typer(no_args_is_help=True, help="Stifinder: outreach and handoff for young people.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 user_app = typer.Typer(no_args_is_help=True, help="Staff accounts.")
+dialogs_app = typer.Typer(no_args_is_help=True, help="The conversation dialogs.")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+app.add_typer(dialogs_app, name="dialogs")
 console = Console()
 errors = Console(stderr=True)
 
@@ -263,6 +265,99 @@ def user_add(
         errors.print(translate(language, error.message, **error.params))
         raise typer.Exit(1) from error
     console.print(translate(language, "Brugeren er oprettet (nr. {id}).", id=user_id))
+
+
+@dialogs_app.command("check")
+def dialogs_check() -> None:
+    """Validate every dialog: structure, variables, translations, SMS length, sensitive words."""
+    from bot.dialog_check import run_check
+
+    problems = run_check()
+    for problem in problems:
+        errors.print(str(problem))
+    if problems:
+        errors.print(f"{len(problems)} problem(s)")
+        raise typer.Exit(1)
+    console.print("dialogs ok")
+
+
+@dialogs_app.command("draw")
+def dialogs_draw(
+    out: Annotated[Path, typer.Option(help="Folder for the .mmd files.")] = Path("docs/dialogs"),
+) -> None:
+    """Write a Mermaid diagram of each dialog."""
+    from dialogs.draw import mermaid
+    from dialogs.flows import CORE_DIALOGS
+
+    out.mkdir(parents=True, exist_ok=True)
+    for dialog in CORE_DIALOGS:
+        (out / f"{dialog.name}.mmd").write_text(mermaid(dialog), encoding="utf-8")
+        console.print(str(out / f"{dialog.name}.mmd"))
+
+
+def _find_young_person(runtime: Runtime, who: str) -> tuple[int, str]:
+    import sqlalchemy as sa
+
+    from storage.models import YoungPerson
+    from storage.phones import InvalidPhone, normalise_phone
+
+    with runtime.database.session() as session:
+        query = sa.select(YoungPerson.id, YoungPerson.first_name)
+        if who.isdigit() and len(who) < 8:
+            rows = session.execute(query.where(YoungPerson.id == int(who))).all()
+        else:
+            try:
+                phone = normalise_phone(who)
+            except InvalidPhone:
+                phone = None
+            condition = (
+                YoungPerson.phone == phone
+                if phone
+                else sa.func.lower(YoungPerson.first_name) == who.lower()
+            )
+            rows = session.execute(query.where(condition)).all()
+    if len(rows) != 1:
+        language = runtime.settings.default_language
+        errors.print(translate(language, "Fandt ikke præcis én ung, der passer på {who}.", who=who))
+        raise typer.Exit(1)
+    return int(rows[0][0]), str(rows[0][1])
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    who: Annotated[str, typer.Option("--as", help="The young person: id, phone or first name.")],
+) -> None:
+    """Write to the bot as a young person, in the terminal (the simulator channel)."""
+    from bot.conversations import Sent
+    from dialogs.types import Channel
+
+    runtime = _runtime(ctx)
+    _require_schema(runtime)
+    person_id, first_name = _find_young_person(runtime, who)
+    language = runtime.settings.default_language
+    console.print(translate(language, "Du skriver som {name}. Afslut med Ctrl+D.", name=first_name))
+
+    def show(sent: list[Sent]) -> None:
+        runtime.dispatcher.dispatch_due(young_person_id=person_id)
+        for message in sent:
+            console.print(f"[bold]Stifinder:[/] {message.text}", highlight=False)
+
+    try:
+        while True:
+            try:
+                text = console.input("[bold]> [/]")
+            except EOFError:
+                break
+            if not text.strip():
+                continue
+            show(
+                runtime.conversations.receive(
+                    young_person_id=person_id, channel=Channel.SIMULATOR, text=text
+                )
+            )
+    finally:
+        runtime.close()
 
 
 def main() -> None:

@@ -192,10 +192,12 @@ class Conversations:
         turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
     ) -> list[Sent]:
         with self.database.session() as session:
-            conversation = repo.lock(session, young_person_id)
             person = session.get(YoungPerson, young_person_id)
             if person is None:
                 raise UnknownYoungPerson(young_person_id)
+            conversation = repo.lock(session, young_person_id)
+            # Read the person again under the lock: a turn that held it may have changed them.
+            session.refresh(person)
             return turn(session, person, conversation)
 
     def _state(self, person: YoungPerson, conversation: Conversation) -> model.State:

@@ -12,16 +12,26 @@ from babel.dates import format_date, format_skeleton, format_time
 from bot.i18n import translate
 from dialogs.i18n import N_
 
+# CLDR puts narrow and no-break spaces in times ("3:00\u202fPM"); one of them turns a whole SMS
+# into UCS-2, at less than half the characters per segment.
+_SPACES = str.maketrans({"\u202f": " ", "\u00a0": " ", "\u2009": " "})
+
+
+def _plain(text: str) -> str:
+    return text.translate(_SPACES)
+
 
 def format_moment(moment: datetime, language: str, zone: ZoneInfo) -> str:
     """E.g. "tirsdag den 24. november kl. 14.00" in Danish, in the municipality's time zone."""
     local = moment.astimezone(zone)
-    return translate(
-        language,
-        N_("{weekday} den {date} kl. {time}"),
-        weekday=format_date(local, "EEEE", locale=language),
-        date=format_skeleton("MMMMd", local, locale=language),
-        time=format_time(local, "short", locale=language),
+    return _plain(
+        translate(
+            language,
+            N_("{weekday} den {date} kl. {time}"),
+            weekday=format_date(local, "EEEE", locale=language),
+            date=format_skeleton("MMMMd", local, locale=language),
+            time=format_time(local, "short", locale=language),
+        )
     )
 
 
@@ -46,9 +56,9 @@ def handoff_eta(now: datetime, language: str, *, office_start: time, office_end:
     today = now.date()
     if is_working_day(today) and now.time() < office_end:
         if now.time() < office_start:
-            start = format_time(office_start, "short", locale=language)
+            start = _plain(format_time(office_start, "short", locale=language))
             return translate(language, N_("i dag efter kl. {time}"), time=start)
-        end = format_time(office_end, "short", locale=language)
+        end = _plain(format_time(office_end, "short", locale=language))
         return translate(language, N_("i dag inden kl. {time}"), time=end)
     following = next_working_day(today)
     if following == today + timedelta(days=1):

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from bot.channels import ChannelAdapter
+from bot.channels.simulator import SimulatorChannel
+from bot.conversations import DIALOG_TIMEOUT, Conversations
 from bot.metrics import Metrics
+from bot.outbox import Dispatcher
 from bot.settings import Settings
 from bot.worker import Handler, Worker
+from dialogs.engine import Engine
+from dialogs.flows import CORE_DIALOGS
+from dialogs.types import Channel
 from storage.db import Database
 
 
@@ -20,9 +28,24 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         return cls(settings=settings, database=Database(settings.database_url))
 
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine(CORE_DIALOGS)
+
+    @cached_property
+    def conversations(self) -> Conversations:
+        return Conversations(database=self.database, engine=self.engine)
+
+    def adapters(self) -> dict[Channel, ChannelAdapter]:
+        return {Channel.SIMULATOR: SimulatorChannel()}
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(database=self.database, adapters=self.adapters())
+
     def handlers(self) -> dict[str, Handler]:
         """The scheduled-item kinds this installation runs, by kind."""
-        return {}
+        return {DIALOG_TIMEOUT: self.conversations.handle_timeout_item}
 
     def worker(self) -> Worker:
         return Worker(
@@ -30,4 +53,10 @@ class Runtime:
             metrics=self.metrics,
             handlers=self.handlers(),
             poll_seconds=self.settings.worker_poll_seconds,
+            after_sweep=[self.dispatcher.dispatch_due],
         )
+
+    def close(self) -> None:
+        if "dispatcher" in self.__dict__:
+            self.dispatcher.close()
+        self.database.dispose()

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     worker_poll_seconds: float = Field(default=5.0, gt=0)
+    # The simulator lets anyone write as any young person: on by default only in development.
+    simulator_enabled: bool | None = None
 
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
@@ -53,6 +55,10 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def simulator(self) -> bool:
+        return self.is_development if self.simulator_enabled is None else self.simulator_enabled
 
     @property
     def telegram_enabled(self) -> bool:

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -48,19 +48,24 @@ class Worker:
         metrics: Metrics,
         handlers: Mapping[str, Handler],
         poll_seconds: float = 5.0,
+        after_sweep: Sequence[Callable[[], object]] = (),
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.metrics = metrics
         self.handlers = dict(handlers)
+        self.after_sweep = list(after_sweep)
         self.poll_seconds = poll_seconds
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self._scheduler: BackgroundScheduler | None = None
 
     def sweep(self) -> int:
-        """Run every due item once; returns how many items were finished or rescheduled."""
+        """Run every due item once, then the after-sweep tasks (the outbox dispatcher).
+
+        Returns how many scheduled items were finished or rescheduled.
+        """
         with self.database.session() as session:
             released = schedule.release_stale(session, now=self.clock(), lease=LEASE)
         if released:
@@ -80,6 +85,8 @@ class Worker:
             handled += len(items)
             if len(items) < BATCH:
                 break
+        for task in self.after_sweep:
+            task()
         self.metrics.worker_sweeps.inc()
         self.metrics.worker_last_sweep.set(time.time())
         return handled

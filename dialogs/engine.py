@@ -16,9 +16,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from dialogs import texts
+from dialogs import replies, texts
 from dialogs.crisis import shows_crisis
-from dialogs.i18n import N_
 from dialogs.model import (
     AlertHuman,
     Ask,
@@ -58,7 +57,7 @@ from dialogs.understand import best_intent, choose, normalise, parse_number, who
 from dialogs.when import parse_when
 
 OFFER = "_offer_person"
-LANGUAGE_MENU = "_language_menu"
+MENU_SHOWN = "_language_menu"
 MAX_STEPS = 50
 ECHO_LIMIT = 60
 FSI, PDI = "\u2068", "\u2069"  # isolate names and times inside right-to-left text
@@ -80,7 +79,7 @@ class _Builder:
         values: dict[str, str] = {
             "first_name": person.first_name,
             "kontaktperson": person.kontaktperson
-            or ctx.translate(language, N_("din kontaktperson")),
+            or ctx.translate(language, replies.YOUR_KONTAKTPERSON),
             "municipality": person.municipality,
             "help_lines": ", ".join(f"{name}: {number}" for name, number in person.help_lines),
         }
@@ -142,7 +141,7 @@ class Engine:
             return self._opt_out(out)
         if state.holder is not Holder.BOT:
             return out.turn()  # a human holds the conversation: the bot stays silent
-        if state.variables.get(LANGUAGE_MENU):
+        if state.variables.get(MENU_SHOWN):
             chosen = self._language_choice(text, ctx)
             if chosen is not None:
                 return self._change_language(out, chosen)
@@ -330,21 +329,11 @@ class Engine:
         out.state = replace(out.state, misses=misses)
         if misses >= 2:
             self._set(out, OFFER, True)
-            out.say(
-                N_(
-                    "Jeg forstår dig desværre ikke. Vil du skrive med {kontaktperson}? "
-                    "Svar ja eller nej."
-                )
-            )
+            out.say(replies.OFFER_PERSON)
         elif isinstance(step, Ask):
             out.say(step.rephrase)
         else:
-            out.say(
-                N_(
-                    "Jeg er en bot, så jeg forstår ikke alt. Skriv HJÆLP for at se, hvad jeg "
-                    "kan, eller skriv 'tal med en voksen'."
-                )
-            )
+            out.say(replies.NOT_UNDERSTOOD)
         return out.turn()
 
     def _answer_offer(self, out: _Builder, text: str) -> Turn:
@@ -354,7 +343,7 @@ class Engine:
         answer = best_intent(text, {"yes": intents.get("yes", ()), "no": intents.get("no", ())})
         if answer == "no":
             out.state = replace(out.state, misses=0)
-            self._repeat_question(out, prefix=N_("Okay, så prøver vi igen."))
+            self._repeat_question(out, prefix=replies.TRY_AGAIN)
             return out.turn()
         # Yes, or a third message we do not understand: a person is better than a loop.
         self._hand_off(out, HandoffReason.NOT_UNDERSTOOD, HandoffPriority.NORMAL)
@@ -386,81 +375,61 @@ class Engine:
         if command == "start" or command == "restart":
             dialog = self.dialogs.get(out.state.dialog or "")
             if dialog is None:
-                out.say(
-                    N_("Du får allerede beskeder fra mig. Skriv HJÆLP for at se, hvad jeg kan.")
-                )
+                out.say(replies.ALREADY_SUBSCRIBED)
                 return out.turn()
             out.state = out.state.at(dialog.name, dialog.start)
             self._run(out, dialog.start, purpose=Purpose.REPLY)
             return out.turn()
         if command == "thanks":
-            out.say(N_("Det var så lidt. Skriv bare, hvis der er noget."))
+            out.say(replies.YOU_ARE_WELCOME)
         elif command == "hello":
-            out.say(N_("Hej {first_name}! Skriv HJÆLP, hvis du vil se, hvad jeg kan."))
+            out.say(replies.HELLO)
         elif command == "help":
-            out.say(
-                N_(
-                    "Jeg er Stifinder, en chatbot. Skriv PLAN, MØDE eller KONTAKT. Skriv "
-                    "'tal med en voksen' for at skrive med {kontaktperson}, SPROG for at skifte "
-                    "sprog, eller STOP for at stoppe."
-                )
-            )
+            out.say(replies.HELP)
         elif command == "language":
-            self._set(out, LANGUAGE_MENU, True)
+            self._set(out, MENU_SHOWN, True)
             menu = " ".join(
                 f"{i}) {out.ctx.lexicon(code).name}"
                 for i, code in enumerate(out.ctx.languages, start=1)
             )
-            out.say(N_("Hvilket sprog vil du skrive på? Svar med et tal: {menu}"), menu=menu)
+            out.say(replies.LANGUAGE_MENU, menu=menu)
             return out.turn()
         elif command == "plan":
             if not person.plan:
-                out.say(
-                    N_("Du har ikke nogen plan her endnu. Den laver du sammen med {kontaktperson}.")
-                )
+                out.say(replies.NO_PLAN)
             for item in person.plan:
                 self._say_plan(out, item)
         elif command == "next_meeting":
             meeting = person.next_meeting
             if meeting is None:
-                out.say(N_("Du har ikke noget møde i kalenderen lige nu."))
+                out.say(replies.NO_MEETING)
             else:
                 out.say(
-                    N_("Dit næste møde er {when} med {with_whom}, {place}."),
+                    replies.NEXT_MEETING,
                     when=out.ctx.format_datetime(meeting.starts_at, out.state.language),
                     with_whom=meeting.with_whom or out.fields()["kontaktperson"],
                     place=meeting.place or "",
                 )
         elif command == "contact":
             if person.kontaktperson:
-                out.say(
-                    N_(
-                        "Din kontaktperson er {kontaktperson}. Skriv 'tal med en voksen', hvis "
-                        "du vil skrive med {kontaktperson}."
-                    )
-                )
+                out.say(replies.YOUR_CONTACT)
             else:
-                out.say(
-                    N_(
-                        "Du har ikke fået en kontaktperson endnu. Skriv 'tal med en voksen', "
-                        "så finder vi en."
-                    )
-                )
+                out.say(replies.NO_CONTACT)
         self._repeat_question(out)
         return out.turn()
 
     def _say_plan(self, out: _Builder, item: PlanView) -> None:
         if item.next_sub_goal is None:
-            out.say(N_("Dit mål: {goal}."), goal=item.goal)
+            out.say(replies.PLAN_GOAL, goal=item.goal)
         elif item.due is None:
             out.say(
-                N_("Dit mål: {goal}. Næste skridt: {step}."),
+                replies.PLAN_STEP,
                 goal=item.goal,
                 step=item.next_sub_goal,
             )
         else:
             out.say(
-                N_("Dit mål: {goal}. Næste skridt: {step}, senest {due}."),
+                replies.PLAN_STEP_DUE,
                 goal=item.goal,
                 step=item.next_sub_goal,
                 due=out.ctx.format_datetime(item.due, out.state.language),
@@ -479,10 +448,10 @@ class Engine:
         return None
 
     def _change_language(self, out: _Builder, language: str) -> Turn:
-        self._clear(out, LANGUAGE_MENU)
+        self._clear(out, MENU_SHOWN)
         out.state = replace(out.state, language=language)
         out.effects.append(ChangeLanguage(language))
-        out.say(N_("Fint, nu skriver jeg på dansk."))
+        out.say(replies.LANGUAGE_CHANGED)
         self._repeat_question(out)
         return out.turn()
 
@@ -491,22 +460,14 @@ class Engine:
         out.effects.append(OptOut())
         out.say(
             purpose=Purpose.OPT_OUT,
-            message=N_(
-                "Du er nu afmeldt og får ikke flere beskeder fra mig. Skriv START, hvis du "
-                "fortryder."
-            ),
+            message=replies.STOPPED,
         )
         return out.turn()
 
     def _opt_in(self, out: _Builder) -> Turn:
         out.state = replace(out.state, opted_out=False)
         out.effects.append(OptIn())
-        out.say(
-            N_(
-                "Velkommen tilbage, {first_name}. Nu får du beskeder fra mig igen. Skriv STOP "
-                "for at stoppe."
-            )
-        )
+        out.say(replies.WELCOME_BACK)
         return out.turn()
 
     def _hand_off(
@@ -520,10 +481,7 @@ class Engine:
         out.effects.append(OpenHandoff(reason, priority, note=str(note) if note else None))
         out.state = replace(out.state.at(None, None), holder=Holder.WAITING_FOR_HUMAN, variables={})
         out.say(
-            N_(
-                "Jeg har givet {kontaktperson} besked. Du får svar {eta}. Indtil da holder jeg "
-                "mig i baggrunden."
-            ),
+            replies.HANDED_OFF,
             eta=out.ctx.handoff_eta(out.state.language),
         )
 
@@ -531,10 +489,7 @@ class Engine:
         human_holds = out.state.holder is Holder.HUMAN
         out.say(
             purpose=Purpose.CRISIS,
-            message=N_(
-                "Det lyder rigtig hårdt, og godt du skriver. Du kan ringe og tale med nogen "
-                "med det samme: {help_lines}. Jeg giver også {kontaktperson} besked nu."
-            ),
+            message=replies.CRISIS,
         )
         if human_holds:
             out.effects.append(AlertHuman(HandoffReason.CRISIS))

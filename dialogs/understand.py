@@ -99,13 +99,19 @@ def whole_command(text: str, commands: Mapping[str, Iterable[str]]) -> str | Non
     message = normalise(text)
     if not message:
         return None
+    candidates = [message]
     for polite in ("tak", "please", "pls", "plz"):
-        message = message.removesuffix(f" {polite}").strip()
-    for command, phrases in commands.items():
-        for phrase in phrases:
-            normal = normalise(phrase)
-            if message == normal or (len(normal) >= 5 and _distance_at_most_one(message, normal)):
-                return command
+        shorter = message.removesuffix(f" {polite}").strip()
+        if shorter != message:
+            candidates.append(shorter)
+    for candidate in candidates:
+        for command, phrases in commands.items():
+            for phrase in phrases:
+                normal = normalise(phrase)
+                if candidate == normal or (
+                    len(normal) >= 5 and _distance_at_most_one(candidate, normal)
+                ):
+                    return command
     return None
 
 

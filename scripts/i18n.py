@@ -76,13 +76,18 @@ def updated_catalogs() -> dict[Path, bytes]:
         with po_path.open("rb") as handle:
             catalog = read_po(handle, locale=language)
         # Each catalog gets its own copy: update() shares the template's message objects.
-        catalog.update(copy.deepcopy(template), update_header_comment=False)
+        # No fuzzy guesses: a new text is plainly missing until someone translates it.
+        catalog.update(
+            copy.deepcopy(template), update_header_comment=False, no_fuzzy_matching=True
+        )
         catalog.revision_date = STABLE_DATE
         catalog.creation_date = STABLE_DATE
+        # A fuzzy header is left out of the compiled catalog, and with it the charset.
+        catalog.fuzzy = False
         catalog.obsolete.clear()
         if language == "da":
             for message in catalog:
-                if message.id and not message.string:
+                if message.id:
                     message.string = message.id
                     message.flags.discard("fuzzy")
         out[po_path] = _po_bytes(catalog)
@@ -106,6 +111,7 @@ def init(language: str) -> None:
         revision_date=STABLE_DATE,
         language_team="Stifinder",
         last_translator="Stifinder",
+        fuzzy=False,
     )
     catalog.update(template, update_header_comment=False)
     po_path.parent.mkdir(parents=True, exist_ok=True)

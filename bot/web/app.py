@@ -10,12 +10,12 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 
-from bot.i18n import available_languages, translate
 from bot.runtime import Runtime
+from bot.web import simulator
+from bot.web.pages import Pages
 from storage import migrate
 
 HERE = Path(__file__).parent
@@ -29,22 +29,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-
-
-def _templates() -> Environment:
-    # No gettext is installed on the environment: each render gets the reader's own translator.
-    return Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(["html"]),
-    )
-
-
-def render(env: Environment, name: str, language: str, **context: object) -> HTMLResponse:
-    def _(message: str, **params: object) -> str:
-        return translate(language, message, **params)
-
-    html = env.get_template(name).render(_=_, language=language, **context)
-    return HTMLResponse(html)
 
 
 def _route_template(request: Request) -> str:
@@ -68,10 +52,11 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
+            runtime.close()
 
     app = FastAPI(title="Stifinder", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
-    templates = _templates()
+    pages = Pages(runtime.settings.default_language)
     metrics = runtime.metrics
 
     @app.middleware("http")
@@ -112,26 +97,15 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request) -> HTMLResponse:
-        language = _language(request, runtime.settings.default_language)
-        return render(
-            templates,
+        return pages.render(
+            request,
             "home.html",
-            language,
             telegram=runtime.settings.telegram_enabled,
             sms=runtime.settings.sms_enabled,
+            simulator=runtime.settings.simulator,
         )
 
+    if runtime.settings.simulator:
+        app.include_router(simulator.router(runtime, pages))
+
     return app
-
-
-def _language(request: Request, default: str) -> str:
-    """The page language: ``?lang=`` if it is one we have, else the browser's first match."""
-    known = set(available_languages()) | {"da"}
-    asked = request.query_params.get("lang")
-    if asked in known:
-        return str(asked)
-    for part in request.headers.get("accept-language", "").split(","):
-        code = part.split(";")[0].strip().split("-")[0].lower()
-        if code in known:
-            return code
-    return default
