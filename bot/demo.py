@@ -136,7 +136,8 @@ def seed(
             language=language,
             status=status,
             phone=phone,
-            preferred_channel=Channel.SMS,
+            # The demo has no SMS or Telegram account: it talks through the simulator.
+            preferred_channel=Channel.SIMULATOR,
             tags=[YoungPersonTag(tag=tag) for tag in tags],
         )
         session.add(person)
