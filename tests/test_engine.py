@@ -484,3 +484,98 @@ def test_right_to_left_texts_isolate_names_and_times() -> None:
     replies = chat.start("meeting_reminder", dict(MEETING_VARS))
     assert "\u2068Mads\u2069" in replies[0]
     assert "\u2068Ungdommens Hus\u2069" in replies[0]
+
+
+# ---------------------------------------------------------------- every kind of step
+
+ALL_STEPS = model.Dialog(
+    name="all_steps",
+    start="set",
+    steps=(
+        model.SetVar("set", "mood", "good", next="branch"),
+        model.Branch("branch", "mood", {"good": "how_many", "bad": "sorry"}, default="sorry"),
+        model.Ask(
+            "how_many",
+            model.AskKind.NUMBER,
+            "Hvor mange dage?",
+            rephrase="Skriv et tal fra 1 til 7.",
+            minimum=1,
+            maximum=7,
+            save_as="days",
+            next="wait",
+        ),
+        model.Wait("wait", timedelta(hours=2), on_reply="when", on_timeout="late"),
+        model.Ask(
+            "when",
+            model.AskKind.DATETIME,
+            "Hvornår?",
+            rephrase="Skriv en dag.",
+            save_as="chosen_at",
+            next="said",
+        ),
+        model.Say("said", "Du valgte {chosen} efter {days} dage.", next="then"),
+        model.End("then", then="dreams"),
+        model.End("late", "For sent."),
+        model.End("sorry", "Øv."),
+    ),
+)
+
+
+def _all_steps_chat() -> tuple[Chat, Engine]:
+    engine = Engine([*CORE_DIALOGS, ALL_STEPS])
+    chat = Chat()
+    chat.last = engine.start(chat.state, "all_steps", {}, chat.ctx)
+    chat.state = chat.last.state
+    return chat, engine
+
+
+def test_set_branch_and_number_steps() -> None:
+    chat, engine = _all_steps_chat()
+    assert [m.text for m in chat.last.messages] == ["Hvor mange dage?"]
+    assert chat.state.variables == {"mood": "good"}
+    turn = engine.receive(chat.state, "otte", chat.ctx)
+    assert [m.text for m in turn.messages] == ["Skriv et tal fra 1 til 7."]
+    turn = engine.receive(turn.state, "tre", chat.ctx)
+    assert turn.messages == ()
+    assert turn.effects == (model.ScheduleTimeout(NOW + timedelta(hours=2)),)
+    assert (turn.state.step, turn.state.variables["days"]) == ("wait", 3)
+
+
+def test_a_reply_during_a_wait_is_read_by_the_next_step_and_end_then_goes_on() -> None:
+    chat, engine = _all_steps_chat()
+    waiting = engine.receive(chat.state, "2", chat.ctx).state
+    turn = engine.receive(waiting, "i morgen kl 9", chat.ctx)
+    assert [m.text for m in turn.messages] == [
+        "Du valgte tirsdag den 24. november kl. 09.00 efter 2 dage.",
+        "Hvad drømmer du om? Det må gerne være stort eller småt.",
+    ]
+    assert (turn.state.dialog, turn.state.step) == ("dreams", "dream")
+
+
+def test_a_wait_that_times_out() -> None:
+    chat, engine = _all_steps_chat()
+    waiting = engine.receive(chat.state, "2", chat.ctx).state
+    turn = engine.timeout(waiting, "all_steps", "wait", chat.ctx)
+    assert [(m.text, m.purpose) for m in turn.messages] == [("For sent.", Purpose.PROACTIVE)]
+    assert turn.state.dialog is None
+
+
+def test_a_branch_takes_its_case_or_its_default() -> None:
+    branchy = model.Dialog(
+        name="branchy",
+        start="branch",
+        requires=("mood",),
+        steps=(
+            model.Branch("branch", "mood", {"bad": "sorry"}, default="fine"),
+            model.End("sorry", "Øv."),
+            model.End("fine", "Fint."),
+        ),
+    )
+    engine = Engine([branchy])
+    chat = Chat()
+    assert [
+        m.text for m in engine.start(chat.state, "branchy", {"mood": "bad"}, chat.ctx).messages
+    ] == ["Øv."]
+    assert [
+        m.text for m in engine.start(chat.state, "branchy", {"mood": "?"}, chat.ctx).messages
+    ] == ["Fint."]
