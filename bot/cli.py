@@ -27,9 +27,11 @@ app = typer.Typer(no_args_is_help=True, help="Stifinder: outreach and handoff fo
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 user_app = typer.Typer(no_args_is_help=True, help="Staff accounts.")
 dialogs_app = typer.Typer(no_args_is_help=True, help="The conversation dialogs.")
+telegram_app = typer.Typer(no_args_is_help=True, help="The Telegram channel.")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(dialogs_app, name="dialogs")
+app.add_typer(telegram_app, name="telegram")
 console = Console()
 errors = Console(stderr=True)
 
@@ -79,6 +81,9 @@ def serve(
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Upgrade the schema before serving.")
     ] = True,
+    telegram_polling: Annotated[
+        bool, typer.Option(help="Fetch Telegram updates by polling (no public URL needed).")
+    ] = False,
 ) -> None:
     """Run the web app and the worker in one process (the embedded default)."""
     import uvicorn
@@ -94,13 +99,27 @@ def serve(
         _seed_demo(runtime)
         _print_logins(settings.default_language, settings.public_base_url)
     application = create_app(runtime, run_worker=True)
-    uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        proxy_headers=True,
-    )
+    poller = None
+    if telegram_polling:
+        if not settings.telegram_enabled:
+            errors.print("STIFINDER_TELEGRAM_BOT_TOKEN is not set: nothing to poll")
+            raise typer.Exit(2)
+        from bot.channels.telegram import telegram_bot
+        from bot.telegram_polling import TelegramPoller
+
+        poller = TelegramPoller(telegram_bot(settings), runtime.inbound, runtime.pump)
+        poller.start()
+    try:
+        uvicorn.run(
+            application,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            proxy_headers=True,
+        )
+    finally:
+        if poller is not None:
+            poller.stop()
 
 
 @app.command()
@@ -358,6 +377,53 @@ def chat(
             )
     finally:
         runtime.close()
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook(ctx: typer.Context) -> None:
+    """Tell Telegram to post updates to STIFINDER_PUBLIC_BASE_URL, with the secret token."""
+    import asyncio
+
+    from bot.channels.telegram import telegram_bot
+    from bot.web.paths import TELEGRAM_PATH
+
+    settings = _runtime(ctx).settings
+    if not settings.telegram_enabled or settings.telegram_webhook_secret is None:
+        errors.print("Set STIFINDER_TELEGRAM_BOT_TOKEN and STIFINDER_TELEGRAM_WEBHOOK_SECRET first")
+        raise typer.Exit(2)
+    url = settings.public_base_url.rstrip("/") + TELEGRAM_PATH
+    secret = settings.telegram_webhook_secret.get_secret_value()
+
+    async def register() -> bool:
+        async with telegram_bot(settings) as bot:
+            return await bot.set_webhook(
+                url=url, secret_token=secret, allowed_updates=["message", "my_chat_member"]
+            )
+
+    if not asyncio.run(register()):
+        errors.print("Telegram did not accept the webhook")
+        raise typer.Exit(1)
+    console.print(f"webhook set: {url}")
+
+
+@telegram_app.command("link")
+def telegram_link(
+    ctx: typer.Context,
+    who: Annotated[str, typer.Option("--as", help="The young person: id, phone or first name.")],
+) -> None:
+    """Print a young person's invitation link (a fresh one if theirs was used or expired)."""
+    from storage.invitations import fresh_invite_code
+
+    runtime = _runtime(ctx)
+    _require_schema(runtime)
+    username = runtime.settings.telegram_bot_username
+    if not username:
+        errors.print("Set STIFINDER_TELEGRAM_BOT_USERNAME first")
+        raise typer.Exit(2)
+    person_id, _ = _find_young_person(runtime, who)
+    with runtime.database.session() as session:
+        code = fresh_invite_code(session, person_id, now=datetime.now(UTC), actor="cli")
+    console.print(f"https://t.me/{username}?start={code}")
 
 
 def main() -> None:

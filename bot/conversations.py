@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -25,7 +24,7 @@ from bot.lexicons import all_lexicons, lexicon_languages
 from dialogs import model
 from dialogs.engine import Engine
 from dialogs.privacy import mask_cpr
-from dialogs.sms import count_segments
+from dialogs.sms import count_segments, sms_text
 from dialogs.types import (
     Author,
     CaptureSource,
@@ -36,19 +35,16 @@ from dialogs.types import (
     Direction,
     GoalStatus,
     HandoffPriority,
-    HandoffStatus,
     Purpose,
     YoungPersonStatus,
 )
-from storage import audit
+from storage import consent, handoffs
 from storage import conversations as repo
 from storage.db import Database
 from storage.models import (
-    ConsentEvent,
     Conversation,
     Dream,
     Goal,
-    Handoff,
     Meeting,
     Message,
     OutboxEntry,
@@ -61,6 +57,7 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 DIALOG_TIMEOUT = "dialog_timeout"
+YOUNG_PERSON = ConsentSource.YOUNG_PERSON
 
 
 @dataclass(frozen=True)
@@ -83,10 +80,12 @@ class Conversations:
         database: Database,
         engine: Engine,
         clock: Callable[[], datetime] = utcnow,
+        sms_lookalikes: bool = True,
     ) -> None:
         self.database = database
         self.engine = engine
         self.clock = clock
+        self.sms_lookalikes = sms_lookalikes
         # SQLite has no row locks; turns in this process take turns here instead.
         self._sqlite_lock = threading.Lock() if database.dialect == "sqlite" else None
 
@@ -99,8 +98,12 @@ class Conversations:
         channel: Channel,
         text: str,
         provider_id: str | None = None,
+        suppress: frozenset[Purpose] = frozenset(),
     ) -> list[Sent]:
-        """One message from a young person: store it, answer it, in one transaction."""
+        """One message from a young person: store it, answer it, in one transaction.
+
+        Replies whose purpose is in ``suppress`` are left out (Twilio confirms its own STOP).
+        """
 
         def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
             now = self.clock()
@@ -122,7 +125,35 @@ class Conversations:
             conversation.last_inbound_at = now
             ctx = self._context(session, person, now)
             result = self.engine.receive(self._state(person, conversation), masked, ctx)
+            if suppress:
+                kept = tuple(m for m in result.messages if m.purpose not in suppress)
+                result = model.Turn(result.state, kept, result.effects)
             return self._apply(session, person, conversation, result, channel, now, inbound)
+
+        return self._in_turn(young_person_id, turn)
+
+    def notice(
+        self, *, young_person_id: int, channel: Channel, provider_id: str, reply: str
+    ) -> list[Sent]:
+        """A message the engine cannot read (a picture alone): keep it, answer with ``reply``."""
+
+        def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
+            now = self.clock()
+            session.add(
+                Message(
+                    young_person_id=person.id,
+                    direction=Direction.INBOUND,
+                    channel=channel,
+                    author=Author.YOUNG_PERSON,
+                    text="",
+                    provider_id=provider_id,
+                    status=DeliveryStatus.RECEIVED,
+                    created_at=now,
+                )
+            )
+            person.last_inbound_at = now
+            text = translator(person.language).gettext(reply)
+            return [self._enqueue(session, person, model.Outgoing(text), channel, now)]
 
         return self._in_turn(young_person_id, turn)
 
@@ -304,14 +335,17 @@ class Conversations:
         channel: Channel,
         now: datetime,
     ) -> Sent:
+        text = outgoing.text
+        if channel is Channel.SMS and self.sms_lookalikes:
+            text = sms_text(text)
         message = Message(
             young_person_id=person.id,
             direction=Direction.OUTBOUND,
             channel=channel,
             author=Author.BOT,
-            text=outgoing.text,
+            text=text,
             status=DeliveryStatus.QUEUED,
-            segments=count_segments(outgoing.text).count if channel is Channel.SMS else None,
+            segments=count_segments(text).count if channel is Channel.SMS else None,
             created_at=now,
         )
         session.add(message)
@@ -363,26 +397,43 @@ class Conversations:
                     done = effect.status is GoalStatus.DONE
                     sub_goal.completed_at = now if done else None
             case model.OpenHandoff():
-                self._open_handoff(
-                    session, person, effect.reason, effect.priority, effect.note, now, inbound
+                handoffs.open_handoff(
+                    session,
+                    person,
+                    reason=effect.reason,
+                    priority=effect.priority,
+                    now=now,
+                    note=effect.note,
+                    trigger_message_id=inbound.id if inbound else None,
                 )
             case model.AlertHuman():
-                self._open_handoff(
-                    session, person, effect.reason, HandoffPriority.URGENT, None, now, inbound
+                handoffs.open_handoff(
+                    session,
+                    person,
+                    reason=effect.reason,
+                    priority=HandoffPriority.URGENT,
+                    now=now,
+                    trigger_message_id=inbound.id if inbound else None,
                 )
             case model.RecordConsent():
                 kind = ConsentKind.CONSENT_GIVEN if effect.given else ConsentKind.CONSENT_WITHDRAWN
-                self._consent(session, person, kind, channel, now)
+                consent.record(session, person, kind, source=YOUNG_PERSON, channel=channel, now=now)
                 if effect.given and person.status is YoungPersonStatus.INVITED:
-                    self._set_status(person, YoungPersonStatus.ACTIVE, None, now)
+                    consent.set_status(person, YoungPersonStatus.ACTIVE, None, now)
                 elif not effect.given:
-                    self._stop_everything(session, person, now, "declined contact")
+                    consent.stop_everything(session, person, now=now, why="declined contact")
             case model.OptOut():
-                self._consent(session, person, ConsentKind.OPTED_OUT, channel, now)
-                self._stop_everything(session, person, now, "opted out")
+                consent.opt_out(session, person, source=YOUNG_PERSON, channel=channel, now=now)
             case model.OptIn():
-                self._consent(session, person, ConsentKind.OPTED_IN, channel, now)
-                self._set_status(person, YoungPersonStatus.ACTIVE, None, now)
+                consent.record(
+                    session,
+                    person,
+                    ConsentKind.OPTED_IN,
+                    source=YOUNG_PERSON,
+                    channel=channel,
+                    now=now,
+                )
+                consent.set_status(person, YoungPersonStatus.ACTIVE, None, now)
             case model.ChangeLanguage():
                 person.language = effect.language
             case model.ScheduleTimeout():
@@ -397,92 +448,3 @@ class Conversations:
                         payload={"dialog": conversation.dialog, "step": conversation.step},
                     )
                 )
-
-    def _consent(
-        self,
-        session: Session,
-        person: YoungPerson,
-        kind: ConsentKind,
-        channel: Channel,
-        now: datetime,
-    ) -> None:
-        session.add(
-            ConsentEvent(
-                young_person_id=person.id,
-                kind=kind,
-                source=ConsentSource.YOUNG_PERSON,
-                channel=channel,
-                created_at=now,
-            )
-        )
-
-    @staticmethod
-    def _set_status(
-        person: YoungPerson, status: YoungPersonStatus, reason: str | None, now: datetime
-    ) -> None:
-        person.status = status
-        person.status_reason = reason
-        person.status_changed_at = now
-
-    def _stop_everything(
-        self, session: Session, person: YoungPerson, now: datetime, why: str
-    ) -> None:
-        self._set_status(person, YoungPersonStatus.OPTED_OUT, why, now)
-        repo.cancel_scheduled(session, person.id, now=now, reason=why)
-        repo.cancel_outbox(session, person.id, reason=why)
-
-    def _open_handoff(
-        self,
-        session: Session,
-        person: YoungPerson,
-        reason: Any,
-        priority: HandoffPriority,
-        note: str | None,
-        now: datetime,
-        inbound: Message | None,
-    ) -> None:
-        existing = session.scalar(
-            sa.select(Handoff)
-            .where(Handoff.young_person_id == person.id, Handoff.status != HandoffStatus.RESOLVED)
-            .order_by(Handoff.opened_at.desc())
-            .limit(1)
-        )
-        if existing is not None:
-            # One open handoff per young person; a crisis makes it urgent and brings it back up.
-            if priority is HandoffPriority.URGENT:
-                existing.priority = HandoffPriority.URGENT
-                existing.reason = reason
-                existing.status = HandoffStatus.OPEN
-                existing.snoozed_until = None
-            if note:
-                existing.note = "\n".join(filter(None, [existing.note, note]))
-            return
-        session.add(
-            Handoff(
-                young_person_id=person.id,
-                reason=reason,
-                priority=priority,
-                assignee_id=self._assignee(session, person, now),
-                trigger_message_id=inbound.id if inbound else None,
-                opened_at=now,
-                note=note,
-            )
-        )
-        audit.record(
-            session,
-            actor="bot",
-            action="handoff.opened",
-            municipality_id=person.municipality_id,
-            young_person_id=person.id,
-            details={"reason": str(reason), "priority": str(priority)},
-        )
-
-    @staticmethod
-    def _assignee(session: Session, person: YoungPerson, now: datetime) -> int | None:
-        """The kontaktperson, or their named backup while they are away."""
-        staff = person.kontaktperson
-        if staff is None:
-            return None
-        if staff.is_absent(now) and staff.backup is not None and staff.backup.is_active:
-            return staff.backup.id
-        return staff.id

@@ -36,6 +36,36 @@ class Metrics:
             "When this process last finished a sweep (Unix time).",
             registry=self.registry,
         )
+        self.outbox_sent = Counter(
+            "stifinder_outbox_sent_total",
+            "Messages handed to a provider, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_retried = Counter(
+            "stifinder_outbox_retries_total",
+            "Sends that will be tried again (429, 5xx, timeouts before sending), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_failed = Counter(
+            "stifinder_outbox_failed_total",
+            "Messages given up on, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_unknown = Counter(
+            "stifinder_outbox_unknown_outcomes_total",
+            "Sends whose outcome was unknown (the connection dropped after the request went out).",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.outbox_resent_after_unknown = Counter(
+            "stifinder_outbox_resent_after_unknown_total",
+            "Unknown outcomes the provider could not confirm, sent again (possible duplicates).",
+            ["channel"],
+            registry=self.registry,
+        )
         self.imported_rows = Counter(
             "stifinder_imported_young_people_total",
             "Young people created or updated by imports, by outcome.",

@@ -1,9 +1,11 @@
 """The dispatcher: claims due outbox rows and hands them to their channel's adapter.
 
 Rows are claimed like scheduled items (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a guarded
-update everywhere), so several workers share the outbox without sending anything twice. Adapters
-run on one event loop owned by the dispatcher, in a thread of its own, so that async SDK clients
-keep a single loop for their whole life.
+update everywhere), so several workers share the outbox without sending anything twice. A batch
+is sent concurrently on one event loop owned by the dispatcher (so async SDK clients keep one
+loop for their whole life), paced by the providers' rate limits. What an adapter raises decides
+what happens next: try again later, reconcile an unknown outcome, fall back from Telegram to SMS,
+record an opt-out made at the provider, or give up with the reason.
 """
 
 from __future__ import annotations
@@ -12,23 +14,72 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot.channels import ChannelAdapter, Delivery, SendResult
-from dialogs.types import Channel, DeliveryStatus, OutboxStatus, Purpose, YoungPersonStatus
+from bot.channels import (
+    ChannelAdapter,
+    ChannelError,
+    Delivery,
+    OptedOutAtProvider,
+    OutcomeUnknown,
+    RetryLater,
+    SendResult,
+    Unreachable,
+)
+from bot.metrics import Metrics
+from bot.ratelimit import PerKey, TokenBucket
+from dialogs.sms import count_segments, sms_text
+from dialogs.types import (
+    Channel,
+    ConsentSource,
+    DeliveryStatus,
+    HandoffPriority,
+    HandoffReason,
+    OutboxStatus,
+    Purpose,
+    YoungPersonStatus,
+)
+from storage import consent, handoffs
 from storage.db import Database
 from storage.models import Message, OutboxEntry, YoungPerson, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
+# A row still "sending" this long after its claim belonged to a process that died mid-send.
+SENDING_LEASE = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(minutes=10)
 # Crisis help and the one STOP confirmation may reach a young person who has opted out.
 ALWAYS_ALLOWED = (Purpose.CRISIS, Purpose.OPT_OUT)
+
+
+@dataclass(frozen=True)
+class Limits:
+    telegram_per_second: float = 30.0
+    telegram_per_chat_per_second: float = 1.0
+    sms_segments_per_second: float = 10.0
+    concurrency: int = 16
+
+
+@dataclass(frozen=True)
+class _Job:
+    entry_id: int
+    channel: Channel
+    delivery: Delivery
+    attempts: int
+    claimed_at: datetime
+    reconcile: bool = False  # look the message up instead of sending it
+
+
+def backoff(attempts: int) -> timedelta:
+    """2 s, 4 s, 8 s ... up to ten minutes."""
+    return min(timedelta(seconds=2**attempts), MAX_BACKOFF)
 
 
 class Dispatcher:
@@ -37,16 +88,23 @@ class Dispatcher:
         *,
         database: Database,
         adapters: Mapping[Channel, ChannelAdapter],
+        metrics: Metrics | None = None,
+        limits: Limits | None = None,
         worker_id: str = "dispatcher",
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = database
         self.adapters = dict(adapters)
+        self.metrics = metrics or Metrics()
+        self.limits = limits or Limits()
         self.worker_id = worker_id
         self.clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._buckets: dict[Channel, TokenBucket] = {}
+        self._per_chat: PerKey | None = None
+        self._semaphore: asyncio.Semaphore | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -59,26 +117,56 @@ class Dispatcher:
                 )
                 self._thread.start()
             loop = self._loop
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=120)
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
     def close(self) -> None:
         with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                if self._thread is not None:
-                    self._thread.join(timeout=10)
-                self._loop.close()
-                self._loop = None
-                self._thread = None
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None:
+            return
+
+        async def close_adapters() -> None:
+            for adapter in self.adapters.values():
+                await adapter.close()
+
+        asyncio.run_coroutine_threadsafe(close_adapters(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)
+        loop.close()
+
+    # ------------------------------------------------------------------ one pass
+
+    def dispatch_due(self, *, limit: int = 200, young_person_id: int | None = None) -> int:
+        """Send what is due (and settle unknown outcomes); returns how many rows were handled."""
+        handled = 0
+        while True:
+            jobs = self._prepare(limit=limit, young_person_id=young_person_id)
+            if not jobs:
+                return handled
+            outcomes = self._run(self._send_all(jobs))
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                self._record(job, outcome)
+            handled += len(jobs)
+            if len(jobs) < limit:
+                return handled
 
     # ------------------------------------------------------------------ claiming
 
-    def _claim(self, session: Session, *, limit: int, young_person_id: int | None) -> list[int]:
+    def _claim(
+        self,
+        session: Session,
+        status: OutboxStatus,
+        *,
+        limit: int,
+        young_person_id: int | None,
+    ) -> list[int]:
         now = self.clock()
         query = (
             sa.select(OutboxEntry.id)
             .where(
-                OutboxEntry.status == OutboxStatus.PENDING,
+                OutboxEntry.status == status,
                 OutboxEntry.not_before <= now,
                 OutboxEntry.channel.in_(list(self.adapters)),
             )
@@ -95,12 +183,12 @@ class Dispatcher:
         for entry_id in session.scalars(query).all():
             result = session.execute(
                 sa.update(OutboxEntry)
-                .where(OutboxEntry.id == entry_id, OutboxEntry.status == OutboxStatus.PENDING)
+                .where(OutboxEntry.id == entry_id, OutboxEntry.status == status)
                 .values(
                     status=OutboxStatus.SENDING,
                     claimed_by=self.worker_id,
                     claimed_at=now,
-                    attempts=OutboxEntry.attempts + 1,
+                    attempts=OutboxEntry.attempts + (0 if status is OutboxStatus.UNKNOWN else 1),
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -108,69 +196,278 @@ class Dispatcher:
                 claimed.append(entry_id)
         return claimed
 
-    def dispatch_due(self, *, limit: int = 100, young_person_id: int | None = None) -> int:
-        """Send what is due; returns how many rows were finished (sent, failed or withheld)."""
+    def _release_stale(self, session: Session) -> None:
+        """A process died while sending: it may or may not have gone out, so reconcile it."""
+        result = session.execute(
+            sa.update(OutboxEntry)
+            .where(
+                OutboxEntry.status == OutboxStatus.SENDING,
+                OutboxEntry.claimed_at < self.clock() - SENDING_LEASE,
+            )
+            .values(
+                status=OutboxStatus.UNKNOWN,
+                unknown_outcomes=OutboxEntry.unknown_outcomes + 1,
+                last_error="the sending process stopped",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            log.warning("took over sends of a stopped process", extra={"count": result.rowcount})  # type: ignore[attr-defined]
+
+    def _prepare(self, *, limit: int, young_person_id: int | None) -> list[_Job]:
+        jobs: list[_Job] = []
         with self.database.session() as session:
-            claimed = self._claim(session, limit=limit, young_person_id=young_person_id)
-        for entry_id in claimed:
-            self._deliver(entry_id)
-        return len(claimed)
+            self._release_stale(session)
+            unknown = self._claim(
+                session, OutboxStatus.UNKNOWN, limit=limit, young_person_id=young_person_id
+            )
+            pending = self._claim(
+                session,
+                OutboxStatus.PENDING,
+                limit=max(limit - len(unknown), 0),
+                young_person_id=young_person_id,
+            )
+            for entry_id in unknown + pending:
+                job = self._job(session, entry_id, reconcile=entry_id in unknown)
+                if job is not None:
+                    jobs.append(job)
+        return jobs
+
+    def _job(self, session: Session, entry_id: int, *, reconcile: bool) -> _Job | None:
+        entry = session.get_one(OutboxEntry, entry_id)
+        message = session.get_one(Message, entry.message_id)
+        person = (
+            session.get(YoungPerson, message.young_person_id) if message.young_person_id else None
+        )
+        if (
+            person is not None
+            and person.status is YoungPersonStatus.OPTED_OUT
+            and entry.purpose not in ALWAYS_ALLOWED
+        ):
+            self._give_up(entry, message, "opted_out", OutboxStatus.CANCELLED)
+            return None
+        if (
+            entry.channel is Channel.TELEGRAM
+            and person is not None
+            and person.telegram_blocked_at is not None
+            and not reconcile
+        ):
+            if not self._fall_back_to_sms(entry, message, person):
+                self._give_up(entry, message, "telegram_blocked", OutboxStatus.FAILED)
+                return None
+            if Channel.SMS not in self.adapters:
+                entry.status = OutboxStatus.PENDING  # another process can send SMS
+                return None
+        address = message.address
+        delivery = Delivery(
+            message_id=message.id,
+            young_person_id=person.id if person else None,
+            text=message.text or "",
+            phone=person.phone if person else (address if entry.channel is Channel.SMS else None),
+            telegram_chat_id=(
+                person.telegram_chat_id
+                if person
+                else (int(address) if entry.channel is Channel.TELEGRAM and address else None)
+            ),
+        )
+        return _Job(
+            entry_id=entry.id,
+            channel=entry.channel,
+            delivery=delivery,
+            attempts=entry.attempts,
+            claimed_at=entry.claimed_at or self.clock(),
+            reconcile=reconcile,
+        )
 
     # ------------------------------------------------------------------ sending
 
-    def _deliver(self, entry_id: int) -> None:
-        with self.database.session() as session:
-            entry = session.get_one(OutboxEntry, entry_id)
-            message = session.get_one(Message, entry.message_id)
-            person = session.get_one(YoungPerson, message.young_person_id)
-            if person.status is YoungPersonStatus.OPTED_OUT and entry.purpose not in ALWAYS_ALLOWED:
-                entry.status = OutboxStatus.CANCELLED
-                entry.last_error = "opted out"
-                message.status = DeliveryStatus.FAILED
-                message.error_code = "opted_out"
-                return
-            delivery = Delivery(
-                message_id=message.id,
-                young_person_id=person.id,
-                text=message.text or "",
-                phone=person.phone,
-                telegram_chat_id=person.telegram_chat_id,
-            )
-            adapter = self.adapters[entry.channel]
-            attempts = entry.attempts
+    def _bucket(self, channel: Channel) -> TokenBucket:
+        bucket = self._buckets.get(channel)
+        if bucket is None:
+            rate = {
+                Channel.TELEGRAM: self.limits.telegram_per_second,
+                Channel.SMS: self.limits.sms_segments_per_second,
+            }.get(channel, 1000.0)
+            bucket = self._buckets[channel] = TokenBucket(rate)
+        return bucket
+
+    async def _send_all(self, jobs: list[_Job]) -> list[SendResult | Exception | None]:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limits.concurrency)
+            self._per_chat = PerKey(self.limits.telegram_per_chat_per_second)
+        return list(await asyncio.gather(*(self._send_one(job) for job in jobs)))
+
+    async def _send_one(self, job: _Job) -> SendResult | Exception | None:
+        adapter = self.adapters[job.channel]
+        assert self._semaphore is not None and self._per_chat is not None
         try:
-            result = self._run(adapter.send(delivery))
+            if job.reconcile:
+                # Give the status a little time to appear at the provider.
+                return await adapter.reconcile(job.delivery, job.claimed_at - timedelta(days=1))
+            cost = 1.0
+            if job.channel is Channel.SMS:
+                cost = float(count_segments(job.delivery.text).count or 1)
+            if job.channel is Channel.TELEGRAM and job.delivery.telegram_chat_id is not None:
+                await self._per_chat.take(job.delivery.telegram_chat_id)
+            await self._bucket(job.channel).take(cost)
+            async with self._semaphore:
+                return await adapter.send(job.delivery)
         except Exception as error:
-            log.exception("send failed", extra={"outbox": entry_id, "channel": adapter.channel})
-            self._retry_or_fail(entry_id, attempts, type(error).__name__)
-            return
-        self._record(entry_id, result)
+            return error
 
-    def _record(self, entry_id: int, result: SendResult) -> None:
+    # ------------------------------------------------------------------ results
+
+    def _record(self, job: _Job, outcome: SendResult | Exception | None) -> None:
         now = self.clock()
         with self.database.session() as session:
-            entry = session.get_one(OutboxEntry, entry_id)
+            entry = session.get_one(OutboxEntry, job.entry_id)
             message = session.get_one(Message, entry.message_id)
-            failed = result.status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
-            entry.status = OutboxStatus.FAILED if failed else OutboxStatus.SENT
-            message.status = result.status
-            message.provider_id = result.provider_id
-            message.error_code = result.error_code
-            message.sent_at = now
-            message.status_changed_at = now
-            if result.status is DeliveryStatus.DELIVERED:
-                message.delivered_at = now
-
-    def _retry_or_fail(self, entry_id: int, attempts: int, error: str) -> None:
-        now = self.clock()
-        with self.database.session() as session:
-            entry = session.get_one(OutboxEntry, entry_id)
-            entry.last_error = error[:200]
-            if attempts >= MAX_ATTEMPTS:
-                entry.status = OutboxStatus.FAILED
-                message = session.get_one(Message, entry.message_id)
-                message.status = DeliveryStatus.FAILED
-                message.status_changed_at = now
-            else:
+            person = (
+                session.get(YoungPerson, message.young_person_id)
+                if message.young_person_id
+                else None
+            )
+            channel = job.channel.value
+            if job.reconcile and outcome is None:
+                # The provider has no trace of it (or cannot tell): send it again.
                 entry.status = OutboxStatus.PENDING
-                entry.not_before = now + timedelta(seconds=2**attempts)
+                entry.not_before = now
+                self.metrics.outbox_resent_after_unknown.labels(channel).inc()
+                return
+            if isinstance(outcome, SendResult):
+                self._sent(entry, message, outcome, now)
+                self.metrics.outbox_sent.labels(channel).inc()
+                return
+            assert isinstance(outcome, Exception)
+            self._failed(session, entry, message, person, outcome, job, now)
+
+    def _sent(
+        self, entry: OutboxEntry, message: Message, result: SendResult, now: datetime
+    ) -> None:
+        failed = result.status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
+        entry.status = OutboxStatus.FAILED if failed else OutboxStatus.SENT
+        entry.last_error = None
+        message.provider_id = result.provider_id or message.provider_id
+        message.error_code = result.error_code
+        message.sent_at = message.sent_at or now
+        message.status_changed_at = now
+        # A status callback may already have said more than the send did; never step back.
+        if rank(result.status) >= rank(message.status):
+            message.status = result.status
+        if result.status is DeliveryStatus.DELIVERED:
+            message.delivered_at = message.delivered_at or now
+
+    def _failed(
+        self,
+        session: Session,
+        entry: OutboxEntry,
+        message: Message,
+        person: YoungPerson | None,
+        error: Exception,
+        job: _Job,
+        now: datetime,
+    ) -> None:
+        channel = job.channel.value
+        detail = f"{type(error).__name__}: {error}"[:200]
+        entry.last_error = detail
+        code = error.code if isinstance(error, ChannelError) else None
+        if isinstance(error, OutcomeUnknown):
+            entry.status = OutboxStatus.UNKNOWN
+            entry.unknown_outcomes += 1
+            entry.not_before = now + timedelta(seconds=2)
+            self.metrics.outbox_unknown.labels(channel).inc()
+            log.warning("send outcome unknown", extra={"outbox": entry.id, "channel": channel})
+            return
+        if isinstance(error, OptedOutAtProvider) and person is not None:
+            self._give_up(entry, message, code or "opted_out", OutboxStatus.FAILED)
+            if person.status is not YoungPersonStatus.OPTED_OUT:
+                consent.opt_out(
+                    session,
+                    person,
+                    source=ConsentSource.PROVIDER,
+                    channel=job.channel,
+                    now=now,
+                    note=code,
+                )
+            return
+        if isinstance(error, Unreachable) and person is not None:
+            self._unreachable(session, entry, message, person, job.channel, code, now)
+            return
+        if isinstance(error, RetryLater) or not isinstance(error, ChannelError):
+            if not isinstance(error, ChannelError):
+                log.error("adapter failed unexpectedly", exc_info=error, extra={"outbox": entry.id})
+            if job.attempts >= MAX_ATTEMPTS:
+                self._give_up(entry, message, code or "gave_up", OutboxStatus.FAILED)
+                self.metrics.outbox_failed.labels(channel).inc()
+                return
+            after = error.after if isinstance(error, RetryLater) and error.after else 0.0
+            entry.status = OutboxStatus.PENDING
+            entry.not_before = now + max(timedelta(seconds=after), backoff(job.attempts))
+            self.metrics.outbox_retried.labels(channel).inc()
+            return
+        self._give_up(entry, message, code or "rejected", OutboxStatus.FAILED)
+        self.metrics.outbox_failed.labels(channel).inc()
+
+    def _unreachable(
+        self,
+        session: Session,
+        entry: OutboxEntry,
+        message: Message,
+        person: YoungPerson,
+        channel: Channel,
+        code: str | None,
+        now: datetime,
+    ) -> None:
+        if channel is Channel.TELEGRAM:
+            person.telegram_blocked_at = now
+            note = "Telegram: blocked"
+            if self._fall_back_to_sms(entry, message, person):
+                entry.not_before = now
+                entry.status = OutboxStatus.PENDING
+                note += "; falling back to SMS"
+        else:
+            person.sms_error_code = code
+            note = f"SMS: error {code}"
+        if entry.status is not OutboxStatus.PENDING:
+            self._give_up(entry, message, code or "unreachable", OutboxStatus.FAILED)
+        # The kontaktperson hears of it in the inbox.
+        handoffs.open_handoff(
+            session,
+            person,
+            reason=HandoffReason.CANNOT_REACH,
+            priority=HandoffPriority.NORMAL,
+            now=now,
+            note=note,
+            actor="dispatcher",
+        )
+
+    @staticmethod
+    def _fall_back_to_sms(entry: OutboxEntry, message: Message, person: YoungPerson) -> bool:
+        if not person.phone or person.sms_error_code:
+            return False
+        entry.channel = Channel.SMS
+        message.channel = Channel.SMS
+        message.text = sms_text(message.text or "")
+        message.segments = count_segments(message.text).count
+        return True
+
+    @staticmethod
+    def _give_up(entry: OutboxEntry, message: Message, code: str, status: OutboxStatus) -> None:
+        entry.status = status
+        entry.last_error = entry.last_error or code
+        message.status = DeliveryStatus.FAILED
+        message.error_code = code[:16]
+
+
+_ORDER = [
+    DeliveryStatus.QUEUED,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
+]
+
+
+def rank(status: DeliveryStatus) -> int:
+    if status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED):
+        return len(_ORDER)
+    return _ORDER.index(status) if status in _ORDER else 0

@@ -7,10 +7,16 @@ from functools import cached_property
 
 from bot.channels import ChannelAdapter
 from bot.channels.simulator import SimulatorChannel
+from bot.channels.sms import TwilioChannel, twilio_client
+from bot.channels.telegram import TelegramChannel, telegram_bot
 from bot.conversations import DIALOG_TIMEOUT, Conversations
+from bot.inbound import Inbound
+from bot.lexicons import all_lexicons
 from bot.metrics import Metrics
-from bot.outbox import Dispatcher
+from bot.outbox import Dispatcher, Limits
+from bot.pump import Pump
 from bot.settings import Settings
+from bot.web.paths import TWILIO_STATUS_PATH
 from bot.worker import Handler, Worker
 from dialogs.engine import Engine
 from dialogs.flows import CORE_DIALOGS
@@ -34,14 +40,54 @@ class Runtime:
 
     @cached_property
     def conversations(self) -> Conversations:
-        return Conversations(database=self.database, engine=self.engine)
+        return Conversations(
+            database=self.database,
+            engine=self.engine,
+            sms_lookalikes=self.settings.sms_gsm7_lookalikes,
+        )
+
+    @cached_property
+    def inbound(self) -> Inbound:
+        return Inbound(
+            database=self.database,
+            conversations=self.conversations,
+            lexicons=all_lexicons,
+            default_language=self.settings.default_language,
+        )
 
     def adapters(self) -> dict[Channel, ChannelAdapter]:
-        return {Channel.SIMULATOR: SimulatorChannel()}
+        """The simulator always; Telegram and SMS when their credentials are configured."""
+        settings = self.settings
+        adapters: dict[Channel, ChannelAdapter] = {Channel.SIMULATOR: SimulatorChannel()}
+        if settings.telegram_bot_token is not None:
+            adapters[Channel.TELEGRAM] = TelegramChannel(telegram_bot(settings))
+        if settings.sms_enabled:
+            adapters[Channel.SMS] = TwilioChannel(
+                twilio_client(settings),
+                from_number=settings.twilio_from_number,
+                messaging_service_sid=settings.twilio_messaging_service_sid,
+                status_callback=f"{settings.public_base_url.rstrip('/')}{TWILIO_STATUS_PATH}",
+                validity_period=settings.sms_validity_seconds,
+                gsm7_lookalikes=settings.sms_gsm7_lookalikes,
+            )
+        return adapters
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(database=self.database, adapters=self.adapters())
+        settings = self.settings
+        return Dispatcher(
+            database=self.database,
+            adapters=self.adapters(),
+            metrics=self.metrics,
+            limits=Limits(
+                telegram_per_second=settings.telegram_messages_per_second,
+                sms_segments_per_second=settings.sms_segments_per_second,
+            ),
+        )
+
+    @cached_property
+    def pump(self) -> Pump:
+        return Pump([self.inbound.process_pending, self.dispatcher.dispatch_due])
 
     def handlers(self) -> dict[str, Handler]:
         """The scheduled-item kinds this installation runs, by kind."""
@@ -53,10 +99,12 @@ class Runtime:
             metrics=self.metrics,
             handlers=self.handlers(),
             poll_seconds=self.settings.worker_poll_seconds,
-            after_sweep=[self.dispatcher.dispatch_due],
+            after_sweep=[self.inbound.process_pending, self.dispatcher.dispatch_due],
         )
 
     def close(self) -> None:
+        if "pump" in self.__dict__:
+            self.pump.stop()
         if "dispatcher" in self.__dict__:
             self.dispatcher.close()
         self.database.dispose()

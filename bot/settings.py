@@ -6,6 +6,7 @@ tests build theirs from a dict.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -40,11 +41,22 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_bot_username: str | None = None
+    # Another Bot API server (a local one, or a test fake): "http://127.0.0.1:8081/bot".
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_messages_per_second: float = Field(default=30.0, gt=0)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
+    # Another REST API host for Twilio (a test fake): "http://127.0.0.1:8082".
+    twilio_api_base_url: str | None = None
+    # The sender's throughput in segments a second, and how long Twilio may queue a message.
+    sms_segments_per_second: float = Field(default=10.0, gt=0)
+    sms_validity_seconds: int = Field(default=4 * 3600, ge=1, le=36000)
+    # Replace curly quotes and dashes so a message stays in GSM-7 (cheaper, 160 a segment).
+    sms_gsm7_lookalikes: bool = True
+    max_webhook_bytes: int = 64 * 1024
 
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -74,6 +86,18 @@ class Settings(BaseSettings):
         if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
             return Path(self.database_url[len(prefix) :])
         return None
+
+    @model_validator(mode="after")
+    def _telegram_secret_shape(self) -> Settings:
+        secret = self.telegram_webhook_secret
+        if secret is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", secret.get_secret_value()
+        ):
+            raise ConfigurationError(
+                "STIFINDER_TELEGRAM_WEBHOOK_SECRET may hold only A-Z a-z 0-9 _ - (1 to 256 "
+                "characters): Telegram refuses anything else"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -24,6 +24,10 @@ class DateWords:
     weeks: tuple[str, ...] = ()
     numbers: dict[str, int] = field(default_factory=dict)
     time_words: tuple[str, ...] = ()
+    # Words after the hour ("2 بجے") and after "N days" ("3 gün sonra") in languages that
+    # put them there.
+    time_after: tuple[str, ...] = ()
+    later: tuple[str, ...] = ()
     morning: tuple[str, ...] = ()
     afternoon: tuple[str, ...] = ()
     evening: tuple[str, ...] = ()
@@ -60,6 +64,8 @@ class Lexicon:
             weeks=words("weeks"),
             numbers={str(k): int(v) for k, v in dates.get("numbers", {}).items()},
             time_words=words("time_words"),
+            time_after=words("time_after"),
+            later=words("later"),
             morning=words("morning"),
             afternoon=words("afternoon"),
             evening=words("evening"),

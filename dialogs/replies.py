@@ -25,6 +25,7 @@ HELP = N_(
 )
 LANGUAGE_CHANGED = N_("Fint, nu skriver jeg på dansk.")
 LANGUAGE_MENU = N_("Hvilket sprog vil du skrive på? Svar med et tal: {menu}")
+MEDIA_ONLY = N_("Jeg kan kun læse tekst. Skriv gerne med ord.")
 NEXT_MEETING = N_("Dit næste møde er {when} med {with_whom}, {place}.")
 NOT_UNDERSTOOD = N_(
     "Jeg er en bot, så jeg forstår ikke alt. Skriv HJÆLP for at se, hvad jeg kan, "
@@ -64,6 +65,7 @@ ALL: tuple[str, ...] = (
     HELP,
     LANGUAGE_CHANGED,
     LANGUAGE_MENU,
+    MEDIA_ONLY,
     NEXT_MEETING,
     NOT_UNDERSTOOD,
     NO_CONTACT,

@@ -63,3 +63,9 @@ def count_segments(text: str) -> Segments:
 def to_gsm7(text: str) -> str:
     """Replace look-alike characters (curly quotes, dashes) so the text can stay in GSM-7."""
     return "".join(GSM7_LOOKALIKES.get(ch, ch) for ch in text)
+
+
+def sms_text(text: str) -> str:
+    """The text with look-alikes replaced, when that keeps the whole message in GSM-7."""
+    plain = to_gsm7(text)
+    return plain if is_gsm7(plain) else text

@@ -173,3 +173,10 @@ class Purpose(StrEnum):
     CRISIS = "crisis"  # help lines: never deferred, never withheld
     OPT_OUT = "opt_out"  # the one confirmation of a STOP
     STAFF = "staff"  # written by a staff member in the inbox
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"

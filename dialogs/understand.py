@@ -26,6 +26,8 @@ def normalise(text: str) -> str:
     """
     kept: list[str] = []
     for ch in unicodedata.normalize("NFC", text.casefold()):
+        if unicodedata.category(ch) == "Mn":
+            continue  # Arabic vowel marks, the dot casefold leaves on Turkish İ
         if ch.isalnum() or _is_emoji(ch):
             if _is_emoji(ch):
                 kept.append(f" {ch} ")
@@ -58,31 +60,35 @@ def _distance_at_most_one(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
-def phrase_matches(message: str, phrase: str) -> bool:
-    """Whether a normalised message is, or contains as whole words, a normalised phrase.
-
-    A phrase of five letters or more also matches with one typo when it is the whole message.
-    """
+def _match(message: str, phrase: str) -> int:
+    """2 for the phrase as the message or as whole words in it, 1 for the whole message with one
+    typo (phrases of five letters or more), 0 for no match."""
     if not phrase:
-        return False
-    if message == phrase:
-        return True
-    if f" {phrase} " in f" {message} ":
-        return True
-    return len(phrase) >= 5 and _distance_at_most_one(message, phrase)
+        return 0
+    if message == phrase or f" {phrase} " in f" {message} ":
+        return 2
+    return 1 if len(phrase) >= 5 and _distance_at_most_one(message, phrase) else 0
+
+
+def phrase_matches(message: str, phrase: str) -> bool:
+    """Whether a normalised message is, or contains as whole words, a normalised phrase, or is
+    the phrase with one typo."""
+    return _match(message, phrase) > 0
 
 
 def best_intent(text: str, intents: Mapping[str, Iterable[str]]) -> str | None:
-    """The intent whose longest phrase is found in the text; None when none or two tie."""
+    """The intent with the best match: exact before typo, then the longest phrase. None when
+    nothing matches or two intents tie."""
     message = normalise(text)
     if not message:
         return None
-    best: dict[str, int] = {}
+    best: dict[str, tuple[int, int]] = {}
     for intent, phrases in intents.items():
         for phrase in phrases:
             normal = normalise(phrase)
-            if phrase_matches(message, normal):
-                best[intent] = max(best.get(intent, 0), len(normal))
+            quality = _match(message, normal)
+            if quality:
+                best[intent] = max(best.get(intent, (0, 0)), (quality, len(normal)))
     if not best:
         return None
     ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
@@ -104,14 +110,18 @@ def whole_command(text: str, commands: Mapping[str, Iterable[str]]) -> str | Non
         shorter = message.removesuffix(f" {polite}").strip()
         if shorter != message:
             candidates.append(shorter)
+    normal = {
+        command: [normalise(phrase) for phrase in phrases] for command, phrases in commands.items()
+    }
+    # Every exact match before any typo match, whatever order the commands come in.
     for candidate in candidates:
-        for command, phrases in commands.items():
-            for phrase in phrases:
-                normal = normalise(phrase)
-                if candidate == normal or (
-                    len(normal) >= 5 and _distance_at_most_one(candidate, normal)
-                ):
-                    return command
+        for command, phrases in normal.items():
+            if candidate in phrases:
+                return command
+    for candidate in candidates:
+        for command, phrases in normal.items():
+            if any(len(p) >= 5 and _distance_at_most_one(candidate, p) for p in phrases):
+                return command
     return None
 
 

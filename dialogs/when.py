@@ -48,20 +48,21 @@ def _number(token: str, words: DateWords) -> int | None:
 
 
 def _relative_span(message: str, words: DateWords) -> timedelta | None:
+    """ "om 3 dage" (a word, a number, a unit) or "3 gün sonra" (a number, a unit, a word)."""
     tokens = message.split()
     in_words = {normalise(w) for w in words.in_}
-    day_words = {normalise(w) for w in words.days}
-    week_words = {normalise(w) for w in words.weeks}
-    for i, token in enumerate(tokens[:-2]):
-        if token in in_words:
-            count = _number(tokens[i + 1], words)
-            unit = tokens[i + 2]
-            if count is None:
-                continue
-            if unit in day_words:
-                return timedelta(days=count)
-            if unit in week_words:
-                return timedelta(weeks=count)
+    later_words = {normalise(w) for w in words.later}
+    units = {normalise(w): timedelta(days=1) for w in words.days}
+    units |= {normalise(w): timedelta(weeks=1) for w in words.weeks}
+    for i in range(len(tokens) - 1):
+        count = _number(tokens[i], words)
+        unit = units.get(tokens[i + 1])
+        if count is None or unit is None:
+            continue
+        before = tokens[i - 1] if i > 0 else None
+        after = tokens[i + 2] if i + 2 < len(tokens) else None
+        if before in in_words or after in later_words:
+            return unit * count
     return None
 
 
@@ -90,10 +91,16 @@ def _day(raw: str, message: str, today: date, words: DateWords) -> date | None:
         return today + span
     if _has(message, words.next_week):
         return today + timedelta(days=7)
-    for index, spellings in enumerate(words.weekdays):
-        if _has(message, spellings):
-            ahead = (index - today.weekday()) % 7 or 7
-            return today + timedelta(days=ahead)
+    # The longest spelling wins: Farsi "یک شنبه" (Sunday) contains "شنبه" (Saturday).
+    weekdays = [
+        (len(hit), index)
+        for index, spellings in enumerate(words.weekdays)
+        if (hit := _has(message, spellings))
+    ]
+    if weekdays:
+        index = max(weekdays)[1]
+        ahead = (index - today.weekday()) % 7 or 7
+        return today + timedelta(days=ahead)
     return None
 
 
@@ -102,6 +109,10 @@ def _time(raw: str, message: str, words: DateWords) -> time | None:
     if clock:
         return time(int(clock.group(1)), int(clock.group(2)))
     tokens = message.split()
+    after_words = {normalise(w) for w in words.time_after}
+    for i, token in enumerate(tokens[1:], start=1):
+        if token in after_words and tokens[i - 1].isdigit() and int(tokens[i - 1]) <= 23:
+            return time(int(tokens[i - 1]), 0)
     time_words = {normalise(w) for w in words.time_words}
     for i, token in enumerate(tokens[:-1]):
         if token in time_words and tokens[i + 1].isdigit():

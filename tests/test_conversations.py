@@ -366,7 +366,7 @@ def test_a_message_queued_before_an_opt_out_is_withheld_at_dispatch(world: World
     world.dispatcher.dispatch_due()
     with world.database.session() as session:
         entry = session.scalars(sa.select(OutboxEntry)).one()
-        assert (entry.status, entry.last_error) == (OutboxStatus.CANCELLED, "opted out")
+        assert (entry.status, entry.last_error) == (OutboxStatus.CANCELLED, "opted_out")
 
 
 def test_dispatch_delivers_simulator_messages(world: World) -> None:

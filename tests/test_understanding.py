@@ -113,3 +113,31 @@ def test_stop_only_as_a_whole_message() -> None:
     assert whole_command("jeg vil ikke stoppe med fodbold", commands) is None
     assert whole_command("stpo", commands) is None  # too short for typo tolerance
     assert whole_command("afmeldd", commands) == "stop"  # one typo in a long word
+
+
+def test_exact_words_beat_a_typo_of_a_longer_phrase() -> None:
+    # "nomore" is one letter from "nomores"; the exact "nomore" must win.
+    intents = {"yes": ("nomore",), "no": ("nomores",)}
+    assert best_intent("nomore", intents) == "yes"
+    assert whole_command("hjælp", {"contact": ("hjælpe",), "help": ("hjælp",)}) == "help"
+
+
+def test_vowel_marks_and_the_turkish_dotted_i_are_ignored() -> None:
+    assert normalise("نَعَم") == normalise("نعم")
+    assert normalise("İSTANBUL") == "istanbul"
+
+
+def test_numbers_before_units_and_hours_before_the_time_word() -> None:
+    from dialogs.lexicon import DateWords
+
+    words = DateWords(
+        days=("gün",),
+        later=("sonra",),
+        time_after=("bje",),
+        weekdays=(("a",),) * 5 + (("b",), ("c b",)),
+    )
+    assert parse_when("3 gün sonra", NOW, words) is not None
+    when = parse_when("3 gün sonra 2 bje", NOW, words)
+    assert when is not None and when.to_datetime(NOW).isoformat() == "2026-11-26T02:00:00+01:00"
+    sunday = parse_when("c b", NOW, words)  # Saturday "b" is inside Sunday "c b"
+    assert sunday is not None and sunday.day.isoformat() == "2026-11-29"

@@ -6,6 +6,8 @@ It goes through the same engine, storage, outbox and dispatcher as the real chan
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.channels import Delivery, SendResult
 from dialogs.types import Channel, DeliveryStatus
 
@@ -15,3 +17,9 @@ class SimulatorChannel:
 
     async def send(self, delivery: Delivery) -> SendResult:
         return SendResult(DeliveryStatus.DELIVERED, provider_id=f"sim-{delivery.message_id}")
+
+    async def reconcile(self, delivery: Delivery, since: datetime) -> SendResult | None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 
 from bot.runtime import Runtime
-from bot.web import simulator
+from bot.web import simulator, webhooks
 from bot.web.pages import Pages
 from storage import migrate
 
@@ -107,5 +107,6 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
 
     if runtime.settings.simulator:
         app.include_router(simulator.router(runtime, pages))
+    app.include_router(webhooks.router(runtime))
 
     return app

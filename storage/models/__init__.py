@@ -2,7 +2,7 @@
 
 from storage.models.audit import AuditEvent
 from storage.models.base import Base, utcnow
-from storage.models.conversation import Conversation, Handoff, Message
+from storage.models.conversation import Conversation, Handoff, InboundEvent, Message
 from storage.models.people import AppendOnlyError, ConsentEvent, YoungPerson, YoungPersonTag
 from storage.models.plan import Dream, Goal, Meeting, SubGoal
 from storage.models.scheduling import Campaign, CampaignRecipient, OutboxEntry, ScheduledItem
@@ -20,6 +20,7 @@ __all__ = [
     "Dream",
     "Goal",
     "Handoff",
+    "InboundEvent",
     "Meeting",
     "Message",
     "Municipality",

@@ -17,6 +17,7 @@ from dialogs.types import (
     HandoffReason,
     HandoffStatus,
     Holder,
+    InboundStatus,
 )
 from storage.models.base import Base, enum_column, utcnow
 
@@ -55,9 +56,12 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    young_person_id: Mapped[int] = mapped_column(
+    # None for a sender Stifinder does not know (an unknown number, an unbound Telegram chat).
+    young_person_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("young_person.id", ondelete="CASCADE")
     )
+    # The other party's phone number or chat id, kept only when there is no young person.
+    address: Mapped[str | None] = mapped_column(sa.String(40))
     direction: Mapped[Direction] = mapped_column(enum_column(Direction))
     channel: Mapped[Channel] = mapped_column(enum_column(Channel))
     author: Mapped[Author] = mapped_column(enum_column(Author))
@@ -105,3 +109,28 @@ class Handoff(Base):
     resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_user.id"))
     # What the kontaktperson should know, e.g. the new time a young person proposed.
     note: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class InboundEvent(Base):
+    """A webhook or polled update exactly as received (CPR numbers masked), stored before the
+    provider gets its 2xx. Processing happens after, from these rows, so nothing is lost."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (
+        # Redelivered updates share the key: stored and processed once.
+        sa.UniqueConstraint("channel", "dedupe_key"),
+        sa.Index("ix_inbound_event_pending", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel))
+    dedupe_key: Mapped[str] = mapped_column(sa.String(120))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[InboundStatus] = mapped_column(
+        enum_column(InboundStatus), default=InboundStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]

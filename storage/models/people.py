@@ -40,6 +40,10 @@ class YoungPerson(Base):
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     telegram_chat_id: Mapped[int | None] = mapped_column(sa.BigInteger(), unique=True)
     preferred_channel: Mapped[Channel | None] = mapped_column(enum_column(Channel))
+    # Set when the young person blocked the bot; messages fall back to SMS if a phone is known.
+    telegram_blocked_at: Mapped[datetime | None]
+    # The last provider error that says the phone cannot get SMS (e.g. 30005 unknown handset).
+    sms_error_code: Mapped[str | None] = mapped_column(sa.String(16))
     invite_code: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     invite_code_expires_at: Mapped[datetime | None]
     invite_code_used_at: Mapped[datetime | None]

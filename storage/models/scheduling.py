@@ -125,6 +125,8 @@ class OutboxEntry(Base):
     )
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
+    # Sends whose outcome was unknown (the connection dropped after the request went out).
+    unknown_outcomes: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.String(200))
     claimed_by: Mapped[str | None] = mapped_column(sa.String(80))
     claimed_at: Mapped[datetime | None]

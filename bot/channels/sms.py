@@ -1,0 +1,154 @@
+"""SMS through the twilio SDK, in a worker thread so the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from bot.channels import (
+    Delivery,
+    OptedOutAtProvider,
+    OutcomeUnknown,
+    Rejected,
+    RetryLater,
+    SendResult,
+    Unreachable,
+)
+from bot.settings import Settings
+from dialogs.sms import sms_text
+from dialogs.types import Channel, DeliveryStatus
+
+OPTED_OUT = 21610
+# The number cannot get SMS at all: not a mobile, not a valid number, not routable.
+NOT_REACHABLE = {21211, 21214, 21612, 21614, 21408}
+
+TWILIO_STATUS = {
+    "accepted": DeliveryStatus.SENDING,
+    "queued": DeliveryStatus.SENDING,
+    "scheduled": DeliveryStatus.SENDING,
+    "sending": DeliveryStatus.SENDING,
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "undelivered": DeliveryStatus.UNDELIVERED,
+    "failed": DeliveryStatus.FAILED,
+    "canceled": DeliveryStatus.FAILED,
+}
+
+
+class TwilioChannel:
+    channel = Channel.SMS
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        from_number: str | None,
+        messaging_service_sid: str | None,
+        status_callback: str | None,
+        validity_period: int | None = None,
+        gsm7_lookalikes: bool = True,
+    ) -> None:
+        if not (from_number or messaging_service_sid):
+            raise ValueError("an SMS sender needs a from number or a Messaging Service")
+        self.client = client
+        self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+        self.status_callback = status_callback
+        self.validity_period = validity_period
+        self.gsm7_lookalikes = gsm7_lookalikes
+
+    def _create(self, delivery: Delivery) -> Any:
+        options: dict[str, Any] = {"to": delivery.phone, "body": self.body(delivery.text)}
+        if self.messaging_service_sid:
+            options["messaging_service_sid"] = self.messaging_service_sid
+        else:
+            options["from_"] = self.from_number
+        if self.status_callback:
+            options["status_callback"] = self.status_callback
+        if self.validity_period:
+            options["validity_period"] = self.validity_period
+        return self.client.messages.create(**options)
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        if not delivery.phone:
+            raise Unreachable("no phone number for this young person")
+        try:
+            message = await asyncio.to_thread(self._create, delivery)
+        except TwilioRestException as error:
+            raise _meaning(error) from error
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
+            raise RetryLater(str(error)) from error
+        except requests.exceptions.ConnectionError as error:
+            if _never_connected(error):
+                raise RetryLater(str(error)) from error
+            raise OutcomeUnknown(str(error)) from error
+        except requests.exceptions.Timeout as error:
+            # A read timeout: Twilio may have created the message.
+            raise OutcomeUnknown(str(error)) from error
+        status = TWILIO_STATUS.get(str(message.status), DeliveryStatus.SENDING)
+        return SendResult(status, provider_id=str(message.sid))
+
+    async def reconcile(self, delivery: Delivery, since: datetime) -> SendResult | None:
+        """Look the message up at Twilio (same recipient and text, sent since ``since``)."""
+        if not delivery.phone:
+            return None
+
+        def lookup() -> Any:
+            return self.client.messages.list(to=delivery.phone, date_sent_after=since, limit=50)
+
+        try:
+            found = await asyncio.to_thread(lookup)
+        except (TwilioRestException, requests.exceptions.RequestException) as error:
+            raise RetryLater(f"lookup failed: {error}") from error
+        body = self.body(delivery.text)
+        for message in found:
+            if message.body == body:
+                status = TWILIO_STATUS.get(str(message.status), DeliveryStatus.SENDING)
+                return SendResult(status, provider_id=str(message.sid))
+        return None
+
+    def body(self, text: str) -> str:
+        return sms_text(text) if self.gsm7_lookalikes else text
+
+    async def close(self) -> None:
+        session = getattr(self.client.http_client, "session", None)
+        if session is not None:
+            session.close()
+
+
+def twilio_client(settings: Settings) -> Client:
+    """The real SDK client; ``twilio_api_base_url`` points it at another host (tests)."""
+    assert settings.twilio_auth_token is not None
+    client = Client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        # The SDK waits forever by default; a send that hangs must become "outcome unknown".
+        http_client=TwilioHttpClient(timeout=15),
+    )
+    if settings.twilio_api_base_url:
+        # The SDK builds every Messages URL from this (twilio.rest.api.ApiBase).
+        client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+    return client
+
+
+def _never_connected(error: requests.exceptions.ConnectionError) -> bool:
+    text = repr(error)
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def _meaning(error: TwilioRestException) -> Exception:
+    code = error.code
+    text = f"Twilio {error.status} {code}: {error.msg}"
+    if code == OPTED_OUT:
+        return OptedOutAtProvider(text, code=str(code))
+    if code in NOT_REACHABLE:
+        return Unreachable(text, code=str(code))
+    if error.status == 429 or error.status >= 500:
+        return RetryLater(text, after=1.0 if error.status == 429 else None, code=str(code))
+    return Rejected(text, code=str(code) if code else str(error.status))

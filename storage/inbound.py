@@ -1,0 +1,105 @@
+"""Inbound events: stored once by the webhook, claimed once by a processor."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from dialogs.types import Channel, InboundStatus
+from storage.models import InboundEvent
+
+LEASE = timedelta(minutes=5)
+
+
+def store(
+    session: Session, *, channel: Channel, dedupe_key: str, payload: dict[str, Any], now: datetime
+) -> bool:
+    """Insert the event unless its key was seen before; True when it is new."""
+    values = {
+        "channel": channel,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "status": InboundStatus.PENDING,
+        "attempts": 0,
+        "received_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(InboundEvent).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(InboundEvent).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database {dialect}")
+    result = session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim(session: Session, *, now: datetime, limit: int = 50) -> list[InboundEvent]:
+    """Claim pending events (and those of a processor that died), oldest first."""
+    stale = now - LEASE
+    query = (
+        sa.select(InboundEvent.id)
+        .where(
+            sa.or_(
+                InboundEvent.status == InboundStatus.PENDING,
+                sa.and_(
+                    InboundEvent.status == InboundStatus.PROCESSING,
+                    InboundEvent.claimed_at < stale,
+                ),
+            )
+        )
+        .order_by(InboundEvent.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claimed: list[int] = []
+    for event_id in session.scalars(query).all():
+        result = session.execute(
+            sa.update(InboundEvent)
+            .where(
+                InboundEvent.id == event_id,
+                sa.or_(
+                    InboundEvent.status == InboundStatus.PENDING,
+                    InboundEvent.claimed_at < stale,
+                ),
+            )
+            .values(
+                status=InboundStatus.PROCESSING,
+                claimed_at=now,
+                attempts=InboundEvent.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(event_id)
+    if not claimed:
+        return []
+    return list(
+        session.scalars(
+            sa.select(InboundEvent)
+            .where(InboundEvent.id.in_(claimed))
+            .order_by(InboundEvent.id)
+            .execution_options(populate_existing=True)
+        ).all()
+    )
+
+
+def finish(
+    session: Session,
+    event_id: int,
+    *,
+    status: InboundStatus,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    session.execute(
+        sa.update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(status=status, processed_at=now, error=error[:200] if error else None)
+        .execution_options(synchronize_session=False)
+    )
