@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # The sender's throughput in segments a second, and how long Twilio may queue a message.
     sms_segments_per_second: float = Field(default=10.0, gt=0)
     sms_validity_seconds: int = Field(default=4 * 3600, ge=1, le=36000)
+    # How long a call to a provider may take before its outcome counts as unknown.
+    provider_timeout_seconds: float = Field(default=15.0, gt=0)
     # Replace curly quotes and dashes so a message stays in GSM-7 (cheaper, 160 a segment).
     sms_gsm7_lookalikes: bool = True
     max_webhook_bytes: int = 64 * 1024

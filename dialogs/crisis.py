@@ -23,6 +23,8 @@ _SPACES = re.compile(r"\s+")
 
 def light_normalise(text: str) -> str:
     text = unicodedata.normalize("NFC", text.casefold())
+    # Arabic vowel marks and the dot casefold leaves on Turkish İ are not letters of the word.
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
     text = _NOT_WORD.sub(" ", text)
     text = _STRETCH.sub(r"\1", text)
     return _SPACES.sub(" ", text).strip()

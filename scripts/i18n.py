@@ -77,9 +77,7 @@ def updated_catalogs() -> dict[Path, bytes]:
             catalog = read_po(handle, locale=language)
         # Each catalog gets its own copy: update() shares the template's message objects.
         # No fuzzy guesses: a new text is plainly missing until someone translates it.
-        catalog.update(
-            copy.deepcopy(template), update_header_comment=False, no_fuzzy_matching=True
-        )
+        catalog.update(copy.deepcopy(template), update_header_comment=False, no_fuzzy_matching=True)
         catalog.revision_date = STABLE_DATE
         catalog.creation_date = STABLE_DATE
         # A fuzzy header is left out of the compiled catalog, and with it the charset.

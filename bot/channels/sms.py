@@ -129,7 +129,7 @@ def twilio_client(settings: Settings) -> Client:
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
         # The SDK waits forever by default; a send that hangs must become "outcome unknown".
-        http_client=TwilioHttpClient(timeout=15),
+        http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
     )
     if settings.twilio_api_base_url:
         # The SDK builds every Messages URL from this (twilio.rest.api.ApiBase).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.request import HTTPXRequest
 
 from bot.channels import (
     Delivery,
@@ -67,13 +69,20 @@ class TelegramChannel:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self._initialised = False
+        self._init_lock: asyncio.Lock | None = None
 
-    async def _call(self, request: Awaitable[T]) -> T:
-        if not self._initialised:
-            await self.bot.initialize()
-            self._initialised = True
+    async def _ready(self) -> None:
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if not self._initialised:
+                await self.bot.initialize()  # getMe
+                self._initialised = True
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await request
+            await self._ready()
+            return await request()
         except RetryAfter as error:
             raise RetryLater(str(error), after=_retry_after(error), code="429") from error
         except Forbidden as error:
@@ -83,8 +92,12 @@ class TelegramChannel:
                 raise Unreachable(str(error), code="400") from error
             raise Rejected(str(error), code="400") from error
         except (TimedOut, NetworkError) as error:
-            if isinstance(error.__cause__, _NOT_SENT):
+            cause = error.__cause__
+            if cause is None or isinstance(cause, _NOT_SENT):
+                # An HTTP error answer (5xx), or no connection at all: nothing was sent.
                 raise RetryLater(str(error)) from error
+            # The request went out and the answer never came (a read timeout, a dropped
+            # connection): Telegram may have delivered it.
             raise OutcomeUnknown(str(error)) from error
         except TelegramError as error:
             # Everything else Telegram says (5xx and the like) is worth another try.
@@ -96,7 +109,9 @@ class TelegramChannel:
             raise Unreachable("no Telegram chat for this young person")
         first: str | None = None
         for part in split_text(delivery.text):
-            message = await self._call(self.bot.send_message(chat_id=chat_id, text=part))
+            message = await self._call(
+                lambda part=part: self.bot.send_message(chat_id=chat_id, text=part)  # type: ignore[misc]
+            )
             first = first or f"{chat_id}:{message.message_id}"
         return SendResult(DeliveryStatus.SENT, provider_id=first)
 
@@ -112,7 +127,9 @@ class TelegramChannel:
 
 def telegram_bot(settings: Settings) -> Bot:
     assert settings.telegram_bot_token is not None
+    timeout = settings.provider_timeout_seconds
     return Bot(
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.telegram_api_base_url,
+        request=HTTPXRequest(read_timeout=timeout, write_timeout=timeout, connection_pool_size=32),
     )
