@@ -243,18 +243,24 @@ def test_a_forged_status_callback_is_refused(stack: Stack) -> None:
 def test_an_unknown_number_gets_a_polite_reply_once_and_is_kept(stack: Stack) -> None:
     stack.sms_in("hej hvem er det", sender="+4540112233")
     stack.sms_in("hallo?", sender="+4540112233")
+
+    def kept() -> list[str | None]:
+        with stack.database.session() as session:
+            return list(
+                session.scalars(
+                    sa.select(Message.text)
+                    .where(Message.address == "+4540112233", Message.direction == Direction.INBOUND)
+                    .order_by(Message.id)
+                ).all()
+            )
+
+    wait_for(lambda: len(kept()) == 2, what="both messages kept")
     wait_for(lambda: stack.twilio.messages, what="the reply")
     stack.runtime.pump.run_once()
+    assert kept() == ["hej hvem er det", "hallo?"]
     bodies = [m["body"] for m in stack.twilio.messages]
     assert len(bodies) == 1
     assert bodies[0].startswith("Hej! Det her er Stifinder")
-    with stack.database.session() as session:
-        kept = session.scalars(
-            sa.select(Message.text).where(
-                Message.address == "+4540112233", Message.direction == Direction.INBOUND
-            )
-        ).all()
-        assert kept == ["hej hvem er det", "hallo?"]
 
 
 def test_an_unknown_number_in_crisis_gets_the_help_lines(stack: Stack) -> None:
