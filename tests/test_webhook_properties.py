@@ -31,7 +31,7 @@ PROPERTY = settings(
 )
 
 text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60
 )
 
 
