@@ -24,7 +24,7 @@ from bot.lexicons import all_lexicons, lexicon_languages
 from dialogs import model
 from dialogs.engine import Engine
 from dialogs.privacy import mask_cpr
-from dialogs.sms import count_segments, sms_text
+from dialogs.sms import sms_text
 from dialogs.types import (
     Author,
     CaptureSource,
@@ -38,7 +38,7 @@ from dialogs.types import (
     Purpose,
     YoungPersonStatus,
 )
-from storage import consent, handoffs
+from storage import consent, handoffs, outbox
 from storage import conversations as repo
 from storage.db import Database
 from storage.models import (
@@ -47,7 +47,6 @@ from storage.models import (
     Goal,
     Meeting,
     Message,
-    OutboxEntry,
     ScheduledItem,
     SubGoal,
     YoungPerson,
@@ -338,26 +337,13 @@ class Conversations:
         text = outgoing.text
         if channel is Channel.SMS and self.sms_lookalikes:
             text = sms_text(text)
-        message = Message(
-            young_person_id=person.id,
-            direction=Direction.OUTBOUND,
+        message = outbox.enqueue(
+            session,
             channel=channel,
-            author=Author.BOT,
             text=text,
-            status=DeliveryStatus.QUEUED,
-            segments=count_segments(text).count if channel is Channel.SMS else None,
-            created_at=now,
-        )
-        session.add(message)
-        session.flush()
-        session.add(
-            OutboxEntry(
-                message_id=message.id,
-                channel=channel,
-                purpose=outgoing.purpose,
-                not_before=now,
-                created_at=now,
-            )
+            purpose=outgoing.purpose,
+            now=now,
+            young_person_id=person.id,
         )
         return Sent(message.id, outgoing.text, outgoing.purpose)
 

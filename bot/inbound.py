@@ -36,14 +36,13 @@ from dialogs.types import (
     Purpose,
     YoungPersonStatus,
 )
-from storage import consent
+from storage import consent, outbox
 from storage import inbound as events
 from storage.db import Database
 from storage.models import (
     DEFAULT_HELP_LINES,
     Message,
     Municipality,
-    OutboxEntry,
     YoungPerson,
     utcnow,
 )
@@ -345,25 +344,8 @@ class Inbound:
                 return
             else:
                 reply, purpose = translate(language, answer), Purpose.REPLY
-            outbound = Message(
-                address=address,
-                direction=Direction.OUTBOUND,
-                channel=channel,
-                author=Author.BOT,
-                text=reply,
-                status=DeliveryStatus.QUEUED,
-                created_at=now,
-            )
-            session.add(outbound)
-            session.flush()
-            session.add(
-                OutboxEntry(
-                    message_id=outbound.id,
-                    channel=channel,
-                    purpose=purpose,
-                    not_before=now,
-                    created_at=now,
-                )
+            outbox.enqueue(
+                session, channel=channel, text=reply, purpose=purpose, now=now, address=address
             )
         log.info("message from an unknown sender", extra={"channel": channel.value})
 

@@ -45,6 +45,7 @@ from dialogs.types import (
     YoungPersonStatus,
 )
 from storage import consent, handoffs
+from storage.claims import claim_ids
 from storage.db import Database
 from storage.models import Message, OutboxEntry, YoungPerson, utcnow
 
@@ -177,24 +178,19 @@ class Dispatcher:
             query = query.join(Message, Message.id == OutboxEntry.message_id).where(
                 Message.young_person_id == young_person_id
             )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=OutboxEntry, skip_locked=True)
-        claimed = []
-        for entry_id in session.scalars(query).all():
-            result = session.execute(
-                sa.update(OutboxEntry)
-                .where(OutboxEntry.id == entry_id, OutboxEntry.status == status)
-                .values(
-                    status=OutboxStatus.SENDING,
-                    claimed_by=self.worker_id,
-                    claimed_at=now,
-                    attempts=OutboxEntry.attempts + (0 if status is OutboxStatus.UNKNOWN else 1),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(entry_id)
-        return claimed
+        return claim_ids(
+            session,
+            query,
+            model=OutboxEntry,
+            guard=OutboxEntry.status == status,
+            values={
+                "status": OutboxStatus.SENDING,
+                "claimed_by": self.worker_id,
+                "claimed_at": now,
+                # Settling an unknown outcome is not another attempt at sending.
+                "attempts": OutboxEntry.attempts + (0 if status is OutboxStatus.UNKNOWN else 1),
+            },
+        )
 
     def _release_stale(self, session: Session) -> None:
         """A process died while sending: it may or may not have gone out, so reconcile it."""

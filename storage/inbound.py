@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dialogs.types import Channel, InboundStatus
+from storage.claims import claim_ids
 from storage.models import InboundEvent
 
 LEASE = timedelta(minutes=5)
@@ -55,28 +56,20 @@ def claim(session: Session, *, now: datetime, limit: int = 50) -> list[InboundEv
         .order_by(InboundEvent.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    claimed: list[int] = []
-    for event_id in session.scalars(query).all():
-        result = session.execute(
-            sa.update(InboundEvent)
-            .where(
-                InboundEvent.id == event_id,
-                sa.or_(
-                    InboundEvent.status == InboundStatus.PENDING,
-                    InboundEvent.claimed_at < stale,
-                ),
-            )
-            .values(
-                status=InboundStatus.PROCESSING,
-                claimed_at=now,
-                attempts=InboundEvent.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(event_id)
+    claimed = claim_ids(
+        session,
+        query,
+        model=InboundEvent,
+        guard=sa.or_(
+            InboundEvent.status == InboundStatus.PENDING,
+            InboundEvent.claimed_at < stale,
+        ),
+        values={
+            "status": InboundStatus.PROCESSING,
+            "claimed_at": now,
+            "attempts": InboundEvent.attempts + 1,
+        },
+    )
     if not claimed:
         return []
     return list(

@@ -1,8 +1,7 @@
 """Claiming due scheduled items so that several workers share them and none runs twice.
 
-On PostgreSQL candidates are read ``FOR UPDATE SKIP LOCKED``: a row another worker is claiming is
-passed over instead of waited for. The claim itself is a guarded ``UPDATE ... WHERE status =
-'pending'`` so that it is also safe on SQLite, where row locks do not exist.
+The claim is :func:`storage.claims.claim_ids`: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, and a
+guarded ``UPDATE ... WHERE status = 'pending'`` everywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialogs.types import ScheduledStatus
+from storage.claims import claim_ids
 from storage.models import ScheduledItem
 
 
@@ -38,23 +38,18 @@ def claim_due(
         .order_by(ScheduledItem.due_at, ScheduledItem.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    claimed: list[int] = []
-    for item_id in session.scalars(query).all():
-        result = session.execute(
-            sa.update(ScheduledItem)
-            .where(ScheduledItem.id == item_id, ScheduledItem.status == ScheduledStatus.PENDING)
-            .values(
-                status=ScheduledStatus.CLAIMED,
-                claimed_by=worker_id,
-                claimed_at=now,
-                attempts=ScheduledItem.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(item_id)
+    claimed = claim_ids(
+        session,
+        query,
+        model=ScheduledItem,
+        guard=ScheduledItem.status == ScheduledStatus.PENDING,
+        values={
+            "status": ScheduledStatus.CLAIMED,
+            "claimed_by": worker_id,
+            "claimed_at": now,
+            "attempts": ScheduledItem.attempts + 1,
+        },
+    )
     if not claimed:
         return []
     items = session.scalars(

@@ -1,0 +1,37 @@
+"""Claiming rows so that several processes share work and none does it twice.
+
+On PostgreSQL the candidates are read ``FOR UPDATE SKIP LOCKED``: a row another process is
+claiming is passed over, not waited for. The claim itself is an ``UPDATE`` guarded by the state
+the row must still be in, so it is also safe on SQLite, which has no row locks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+
+def claim_ids(
+    session: Session,
+    candidates: sa.Select[Any],
+    *,
+    model: Any,
+    guard: sa.ColumnElement[bool],
+    values: dict[str, Any],
+) -> list[int]:
+    """The ids of ``candidates`` that this session moved to ``values`` while ``guard`` held."""
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(of=model, skip_locked=True)
+    claimed: list[int] = []
+    for row_id in session.scalars(candidates).all():
+        result = session.execute(
+            sa.update(model)
+            .where(model.id == row_id, guard)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(row_id)
+    return claimed

@@ -1,0 +1,51 @@
+"""Writing an outgoing message: the message row and its outbox row, in the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from dialogs.sms import count_segments
+from dialogs.types import Author, Channel, DeliveryStatus, Direction, Purpose
+from storage.models import Message, OutboxEntry
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: Channel,
+    text: str,
+    purpose: Purpose,
+    now: datetime,
+    young_person_id: int | None = None,
+    address: str | None = None,
+    author: Author = Author.BOT,
+    staff_id: int | None = None,
+) -> Message:
+    """A message to a young person (or, with ``address``, to someone not known), to be sent
+    from ``now`` on. The SMS segment count is stored with it."""
+    message = Message(
+        young_person_id=young_person_id,
+        address=address,
+        direction=Direction.OUTBOUND,
+        channel=channel,
+        author=author,
+        staff_id=staff_id,
+        text=text,
+        status=DeliveryStatus.QUEUED,
+        segments=count_segments(text).count if channel is Channel.SMS else None,
+        created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    session.add(
+        OutboxEntry(
+            message_id=message.id,
+            channel=channel,
+            purpose=purpose,
+            not_before=now,
+            created_at=now,
+        )
+    )
+    return message
