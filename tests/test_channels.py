@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +23,6 @@ from dialogs.types import (
     Direction,
     HandoffReason,
     OutboxStatus,
-    Role,
     YoungPersonStatus,
 )
 from storage.db import Database
@@ -32,15 +31,14 @@ from storage.models import (
     Handoff,
     InboundEvent,
     Message,
-    Municipality,
     OutboxEntry,
-    StaffUser,
     YoungPerson,
 )
 from tests.app_server import free_port, serving, wait_for
 from tests.conftest import make_settings
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
+from tests.people import add_mads
 
 SECRET = "webhook_Secret-123"
 SENDER = "+4570000001"
@@ -101,28 +99,14 @@ def text_update(update_id: int, chat_id: int, message_id: int, text: str) -> dic
 @pytest.fixture
 def stack(database: Database) -> Iterator[Stack]:
     with database.session() as session:
-        place = Municipality(name="Aarhus Kommune", slug="aarhus")
-        karin = StaffUser(
-            name="Karin Kontakt",
-            email="karin@x.dk",
-            role=Role.KONTAKTPERSON,
-            password_hash="x",
-            municipality=place,
-        )
-        person = YoungPerson(
-            municipality=place,
-            first_name="Mads",
-            birth_date=date(2009, 3, 1),
-            kontaktperson=karin,
+        person_id = add_mads(
+            session,
             phone=PHONE,
             status=YoungPersonStatus.ACTIVE,
             preferred_channel=Channel.SMS,
             invite_code=CODE,
             invite_code_expires_at=datetime.now(UTC) + timedelta(days=30),
-        )
-        session.add(person)
-        session.flush()
-        person_id = person.id
+        ).id
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with FakeTelegram() as telegram, FakeTwilio() as twilio:
@@ -400,7 +384,8 @@ def test_long_texts_are_split_for_telegram(stack: Stack) -> None:
         session.flush()
         session.add(OutboxEntry(message_id=message.id, channel=Channel.TELEGRAM))
     before = len(stack.telegram.sent)
-    stack.runtime.pump.run_once()
+    stack.runtime.pump.run_once()  # the pump's own thread may be the one that sends it
+    wait_for(lambda: len(stack.telegram.sent) >= before + 2, what="both parts")
     parts = stack.telegram.sent[before:]
     assert [len(p["text"]) <= 4096 for p in parts] == [True, True]
     assert " ".join(p["text"] for p in parts) == ("ord " * 2000).strip()
@@ -416,6 +401,14 @@ def test_a_blocked_bot_falls_back_to_sms_and_tells_the_kontaktperson(stack: Stac
     stack.runtime.pump.run_once()
     sms = wait_for(lambda: stack.twilio.messages, what="the SMS fallback")
     assert sms[0]["body"].startswith("Hej Mads, det er et stykke tid siden")
+
+    def last_entry() -> tuple[Channel, OutboxStatus]:
+        with stack.database.session() as session:
+            entry = session.scalars(sa.select(OutboxEntry).order_by(OutboxEntry.id.desc())).first()
+            assert entry is not None
+            return entry.channel, entry.status
+
+    wait_for(lambda: last_entry() == (Channel.SMS, OutboxStatus.SENT), what="the SMS recorded")
     with stack.database.session() as session:
         person = session.get_one(YoungPerson, stack.person_id)
         assert person.telegram_blocked_at is not None

@@ -30,7 +30,6 @@ from dialogs.types import (
     MeetingStatus,
     OutboxStatus,
     Purpose,
-    Role,
     ScheduledStatus,
     YoungPersonStatus,
 )
@@ -43,13 +42,13 @@ from storage.models import (
     Handoff,
     Meeting,
     Message,
-    Municipality,
     OutboxEntry,
     ScheduledItem,
     StaffUser,
     SubGoal,
     YoungPerson,
 )
+from tests.people import add_mads, kontaktperson
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Copenhagen, a Monday
 
@@ -78,31 +77,11 @@ class World:
 @pytest.fixture
 def world(database: Database) -> Iterator[World]:
     with database.session() as session:
-        place = Municipality(name="Aarhus Kommune", slug="aarhus")
-        karin = StaffUser(
-            name="Karin Kontakt",
-            email="karin@x.dk",
-            role=Role.KONTAKTPERSON,
-            password_hash="x",
-            municipality=place,
-        )
-        ali = StaffUser(
-            name="Ali Mentor",
-            email="ali@x.dk",
-            role=Role.KONTAKTPERSON,
-            password_hash="x",
-            municipality=place,
-            backup=karin,
-        )
-        person = YoungPerson(
-            municipality=place,
-            first_name="Mads",
-            birth_date=date(2009, 3, 1),
-            kontaktperson=karin,
-            phone="+4520123456",
-            preferred_channel=Channel.SIMULATOR,
-        )
-        session.add_all([place, karin, ali, person])
+        person = add_mads(session, phone="+4520123456", preferred_channel=Channel.SIMULATOR)
+        karin = person.kontaktperson
+        assert karin is not None
+        ali = kontaktperson(person.municipality, "Ali Mentor", backup=karin)
+        session.add(ali)
         session.flush()
         ids = (person.id, karin.id, ali.id)
     clock = [NOW]

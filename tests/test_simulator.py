@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -13,29 +12,17 @@ from typer.testing import CliRunner
 from bot.cli import app as cli
 from bot.runtime import Runtime
 from bot.web.app import create_app
-from dialogs.types import Channel, DeliveryStatus, Direction, OutboxStatus, Role
+from dialogs.types import Channel, DeliveryStatus, Direction, OutboxStatus
 from storage.db import Database
-from storage.models import Message, Municipality, OutboxEntry, StaffUser, YoungPerson
+from storage.models import Message, OutboxEntry
 from tests.conftest import make_settings
+from tests.people import add_mads
 
 
 @pytest.fixture
 def person_id(database: Database) -> int:
     with database.session() as session:
-        place = Municipality(name="Aarhus Kommune", slug="aarhus")
-        karin = StaffUser(
-            name="Karin Kontakt",
-            email="karin@x.dk",
-            role=Role.KONTAKTPERSON,
-            password_hash="x",
-            municipality=place,
-        )
-        person = YoungPerson(
-            municipality=place, first_name="Mads", birth_date=date(2009, 3, 1), kontaktperson=karin
-        )
-        session.add(person)
-        session.flush()
-        return person.id
+        return add_mads(session).id
 
 
 @pytest.fixture
