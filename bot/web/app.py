@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -11,8 +11,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.metrics import Metrics
 from bot.runtime import Runtime
 from bot.web import simulator, webhooks
 from bot.web.pages import Pages
@@ -31,12 +33,37 @@ SECURITY_HEADERS = {
 }
 
 
-def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+class Observe:
+    """Metrics by route template and the security headers, as plain ASGI middleware (Starlette's
+    ``BaseHTTPMiddleware`` costs a task group and a stream copy on every request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            # The router leaves the matched route in the scope: label by its template.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            self.metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.http_requests.labels(route, str(status)).inc()
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
@@ -59,18 +86,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     pages = Pages(runtime.settings.default_language)
     metrics = runtime.metrics
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = _route_template(request)
-        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
-        metrics.http_requests.labels(route, str(response.status_code)).inc()
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(Observe, metrics=metrics)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
