@@ -10,6 +10,7 @@ from bot.channels.simulator import SimulatorChannel
 from bot.channels.sms import TwilioChannel, twilio_client
 from bot.channels.telegram import TelegramChannel, telegram_bot
 from bot.conversations import DIALOG_TIMEOUT, Conversations
+from bot.group_writer import GroupWriter
 from bot.inbound import Inbound
 from bot.lexicons import all_lexicons
 from bot.metrics import Metrics
@@ -21,6 +22,7 @@ from bot.worker import Handler, Worker
 from dialogs.engine import Engine
 from dialogs.flows import CORE_DIALOGS
 from dialogs.types import Channel
+from storage import inbound as inbound_events
 from storage.db import Database
 
 
@@ -86,6 +88,11 @@ class Runtime:
         )
 
     @cached_property
+    def inbound_writer(self) -> GroupWriter:
+        statement = inbound_events.insert_statement(self.database.dialect)
+        return GroupWriter(self.database.engine, statement)
+
+    @cached_property
     def pump(self) -> Pump:
         return Pump([self.inbound.process_pending, self.dispatcher.dispatch_due])
 
@@ -103,6 +110,8 @@ class Runtime:
         )
 
     def close(self) -> None:
+        if "inbound_writer" in self.__dict__:
+            self.inbound_writer.stop()
         if "pump" in self.__dict__:
             self.pump.stop()
         if "dispatcher" in self.__dict__:

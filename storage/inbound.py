@@ -16,11 +16,10 @@ from storage.models import InboundEvent
 LEASE = timedelta(minutes=5)
 
 
-def store(
-    session: Session, *, channel: Channel, dedupe_key: str, payload: dict[str, Any], now: datetime
-) -> bool:
-    """Insert the event unless its key was seen before; True when it is new."""
-    values = {
+def row(
+    *, channel: Channel, dedupe_key: str, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
         "channel": channel,
         "dedupe_key": dedupe_key,
         "payload": payload,
@@ -28,14 +27,24 @@ def store(
         "attempts": 0,
         "received_at": now,
     }
-    dialect = session.get_bind().dialect.name
+
+
+def insert_statement(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING``: an event whose key was seen before is dropped."""
     if dialect == "postgresql":
-        statement: Any = postgresql.insert(InboundEvent).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(InboundEvent).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    result = session.execute(statement)
+        return postgresql.insert(InboundEvent).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(InboundEvent).on_conflict_do_nothing()
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
+
+
+def store(
+    session: Session, *, channel: Channel, dedupe_key: str, payload: dict[str, Any], now: datetime
+) -> bool:
+    """Insert the event unless its key was seen before; True when it is new."""
+    statement = insert_statement(session.get_bind().dialect.name)
+    values = row(channel=channel, dedupe_key=dedupe_key, payload=payload, now=now)
+    result = session.execute(statement.values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

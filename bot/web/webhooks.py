@@ -80,8 +80,7 @@ def router(runtime: Runtime) -> APIRouter:
             form = await signed_form(request)
             if not form.get("MessageSid") or not form.get("From"):
                 raise HTTPException(400, "MessageSid and From are required")
-            await run_in_threadpool(runtime.inbound.store_twilio, form)
-            runtime.pump.kick()
+            await _store(runtime, runtime.inbound.twilio_row(form))
             return Response(EMPTY_TWIML, media_type="application/xml")
 
         @routes.post(TWILIO_STATUS_PATH, include_in_schema=False)
@@ -124,8 +123,17 @@ def router(runtime: Runtime) -> APIRouter:
                 Update.de_json(update, None)
             except Exception as error:
                 raise HTTPException(400, "malformed update") from error
-            await run_in_threadpool(runtime.inbound.store_telegram, update)
-            runtime.pump.kick()
+            await _store(runtime, runtime.inbound.telegram_row(update))
             return Response(status_code=200)
 
     return routes
+
+
+async def _store(runtime: Runtime, row: dict[str, Any]) -> None:
+    """Commit the event (with whatever else is arriving) before the provider hears 2xx."""
+    try:
+        await runtime.inbound_writer.store(row)
+    except Exception as error:
+        # The provider retries a non-2xx answer: nothing is lost.
+        raise HTTPException(503, "could not store the message; try again") from error
+    runtime.pump.kick()
