@@ -1,8 +1,8 @@
 """The real Stifinder app, built the way the service builds it, plus a baseline route.
 
 ``POST /bench/baseline`` does one durable insert (one row, one commit) into a table of its own,
-through the same engine and in the same thread pool as the SMS webhook, and nothing else: the
-floor against which the webhook's cost is measured in the same server process and database.
+through the app's engine in the thread pool (``run_in_threadpool``), and nothing else: the floor
+against which the webhook's cost is measured in the same server process and database.
 
 During a benchmark inbound events are only stored, never processed: ``runtime.pump.kick`` is a
 no-op, so the numbers are those of the webhook up to its 2xx. Processing happens after the 2xx
@@ -44,6 +44,15 @@ baseline_table = sa.Table(
 )
 
 
+BASELINE_INSERT = baseline_table.insert()
+
+
+def insert_baseline(engine: sa.Engine, payload: str) -> None:
+    """The baseline's whole work: one row, one commit."""
+    with engine.begin() as connection:
+        connection.execute(BASELINE_INSERT, {"payload": payload, "received_at": datetime.now(UTC)})
+
+
 def bench_settings(database_url: str, public_base_url: str) -> Settings:
     return Settings(
         environment="test",
@@ -72,16 +81,10 @@ def build(database_url: str, public_base_url: str) -> FastAPI:
     runtime.pump.kick = _store_only  # type: ignore[method-assign]
     app = create_app(runtime, run_worker=False)
 
-    def insert(payload: str) -> None:
-        with engine.begin() as connection:
-            connection.execute(
-                baseline_table.insert().values(payload=payload, received_at=datetime.now(UTC))
-            )
-
     @app.post(BASELINE_PATH, include_in_schema=False)
     async def baseline(request: Request) -> Response:
         body = await request.body()
-        await run_in_threadpool(insert, body.decode("utf-8"))
+        await run_in_threadpool(insert_baseline, engine, body.decode("utf-8"))
         return Response(EMPTY_TWIML, media_type="application/xml")
 
     return app

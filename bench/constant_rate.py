@@ -10,7 +10,9 @@ when all are busy) and its latency is measured from when it was due, not from wh
 
 The data file holds ``signature<TAB>form body`` lines (bench/signed.py); line i is request i.
 The result (JSON) has the latency percentiles, the status counts, and the indices of the
-requests that did not get a 2xx.
+requests that did not get a 2xx. A request not answered within ``--timeout`` seconds of being due
+counts as an error (its latency is then not in the percentiles); at most ``--max-connections``
+requests are in flight, later ones wait for a connection (the wait counts in their latency).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import json
 import math
 import sys
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -30,6 +33,9 @@ from urllib.parse import urlsplit
 from bench.signed import read
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# uvicorn closes a keep-alive connection after 5 s without a request; reuse only fresher ones.
+STALE = 2.0
+clock = time.perf_counter  # uvloop's loop.time() moves in whole milliseconds
 
 
 @dataclass
@@ -72,34 +78,39 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 class Load:
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, timeout: float, most: int) -> None:
         self.host, self.port, self.timeout = host, port, timeout
-        self.idle: list[Connection] = []
+        self.idle: list[tuple[float, Connection]] = []  # (idle since, connection)
+        # At most this many requests in flight (and connections open); the rest wait, their
+        # waiting counted in their latency.
+        self.slots = asyncio.Semaphore(most)
         self.outcome = Outcome()
 
     async def connection(self) -> Connection:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            since, connection = self.idle.pop()
+            if clock() - since < STALE and not connection[0].at_eof():
+                return connection
+            connection[1].close()
         self.outcome.opened += 1
         return await asyncio.open_connection(self.host, self.port)
 
     async def one(self, index: int, due: float, payload: bytes) -> None:
-        loop = asyncio.get_running_loop()
         outcome = self.outcome
         connection: Connection | None = None
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout), self.slots:
                 connection = await self.connection()
                 reader, writer = connection
                 writer.write(payload)
                 status, keep = await read_response(reader)
-            outcome.latencies.append(loop.time() - due)
+                if keep:
+                    self.idle.append((clock(), connection))
+                    connection = None
+            outcome.latencies.append(clock() - due)
             outcome.statuses[str(status)] += 1
             if not 200 <= status < 300:
                 outcome.not_ok.append(index)
-            if keep:
-                self.idle.append(connection)
-                connection = None
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
             outcome.statuses[type(error).__name__] += 1
             outcome.not_ok.append(index)
@@ -112,20 +123,19 @@ class Load:
         send."""
         for _ in range(warm):  # open the first connections before the clock starts
             self.outcome.opened += 1
-            self.idle.append(await asyncio.open_connection(self.host, self.port))
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 0.05
+            self.idle.append((clock(), await asyncio.open_connection(self.host, self.port)))
+        start = clock() + 0.05
         tasks: list[asyncio.Task[None]] = []
         for index, payload in enumerate(payloads):
             due = start + index / rate
-            delay = due - loop.time()
+            delay = due - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self.outcome.max_send_lag = max(self.outcome.max_send_lag, loop.time() - due)
+            self.outcome.max_send_lag = max(self.outcome.max_send_lag, clock() - due)
             tasks.append(asyncio.create_task(self.one(index, due, payload)))
-        spread = loop.time() - start
+        spread = clock() - start
         await asyncio.gather(*tasks)
-        for _, writer in self.idle:
+        for _, (_, writer) in self.idle:
             writer.close()
         return spread
 
@@ -174,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     parser.add_argument("--connections", type=int, default=16, help="opened before the start")
+    parser.add_argument("--max-connections", type=int, default=1000, help="in flight at most")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.data} has {len(pairs)} requests; {count} are needed")
     host = f"{url.hostname}:{url.port}"
     payloads = [raw_request(host, url.path, sig, body) for sig, body in pairs[:count]]
-    load = Load(url.hostname, url.port, args.timeout)
+    load = Load(url.hostname, url.port, args.timeout, args.max_connections)
     spread = _run(load.run(payloads, args.rate, args.connections))
     result = summary(load.outcome, sent=count, spread=spread, rate=args.rate)
     args.out.write_text(json.dumps(result))
