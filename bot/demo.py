@@ -192,6 +192,8 @@ def seed(
             ),
         ]
     )
+    # Meetings on the hour, as people book them.
+    hour = now.replace(minute=0, second=0, microsecond=0)
     goal = Goal(
         young_person_id=mads.id,
         title="Starte på FGU, motor og mekanik",
@@ -216,7 +218,7 @@ def seed(
         [
             Meeting(
                 young_person_id=mads.id,
-                starts_at=now + timedelta(days=2, hours=3),
+                starts_at=hour + timedelta(days=2, hours=3),
                 place="Ungdommens Hus, Torvet 3",
                 with_whom="Karin",
                 staff_id=karin.id,
@@ -225,7 +227,7 @@ def seed(
             ),
             Meeting(
                 young_person_id=sara.id,
-                starts_at=now + timedelta(days=5),
+                starts_at=hour + timedelta(days=5),
                 place="Jobcentret, mødelokale 2",
                 with_whom="Karin",
                 staff_id=karin.id,
