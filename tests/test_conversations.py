@@ -189,7 +189,8 @@ def _meeting(world: World) -> int:
         return meeting.id
 
 
-def test_meeting_reminder_answers_change_the_meeting(world: World) -> None:
+def _remind_of_a_meeting(world: World) -> int:
+    """A meeting in two days, and its reminder started; returns the meeting's id."""
     meeting_id = _meeting(world)
     world.conversations.start(
         young_person_id=world.person_id,
@@ -201,23 +202,18 @@ def test_meeting_reminder_answers_change_the_meeting(world: World) -> None:
             "with_whom": "Karin",
         },
     )
+    return meeting_id
+
+
+def test_meeting_reminder_answers_change_the_meeting(world: World) -> None:
+    meeting_id = _remind_of_a_meeting(world)
     assert world.say("1") == ["Super, tak! Vi ses."]
     with world.database.session() as session:
         assert session.get_one(Meeting, meeting_id).status is MeetingStatus.CONFIRMED
 
 
 def test_new_time_hands_off_with_the_proposal_as_a_note(world: World) -> None:
-    meeting_id = _meeting(world)
-    world.conversations.start(
-        young_person_id=world.person_id,
-        dialog="meeting_reminder",
-        variables={
-            "meeting_id": meeting_id,
-            "meeting_at": (NOW + timedelta(days=2)).isoformat(),
-            "place": "Torvet 3",
-            "with_whom": "Karin",
-        },
-    )
+    meeting_id = _remind_of_a_meeting(world)
     world.say("3")
     world.say("fredag kl 10")
     with world.database.session() as session:
