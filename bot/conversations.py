@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.formatting import format_moment, handoff_eta
 from bot.i18n import translator
 from bot.lexicons import all_lexicons, lexicon_languages
+from bot.quiet import quiet_hours
 from dialogs import model
 from dialogs.engine import Engine
 from dialogs.privacy import mask_cpr
@@ -127,7 +128,8 @@ class Conversations:
             if suppress:
                 kept = tuple(m for m in result.messages if m.purpose not in suppress)
                 result = model.Turn(result.state, kept, result.effects)
-            return self._apply(session, person, conversation, result, channel, now, inbound)
+            sent = self._apply(session, person, conversation, result, channel, now, inbound)
+            return sent
 
         return self._in_turn(young_person_id, turn)
 
@@ -157,9 +159,18 @@ class Conversations:
         return self._in_turn(young_person_id, turn)
 
     def start(
-        self, *, young_person_id: int, dialog: str, variables: Mapping[str, Any]
+        self,
+        *,
+        young_person_id: int,
+        dialog: str,
+        variables: Mapping[str, Any],
+        session: Session | None = None,
     ) -> list[Sent]:
-        """Start a dialog on the bot's own initiative; nothing is sent to an opted-out person."""
+        """Start a dialog on the bot's own initiative; nothing is sent to an opted-out person.
+
+        With ``session`` the turn runs inside the caller's transaction (a scheduled item's), so the
+        item is closed in the same commit as the messages it caused.
+        """
 
         def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
             now = self.clock()
@@ -172,9 +183,11 @@ class Conversations:
             result = self.engine.start(state, dialog, variables, ctx)
             return self._apply(session, person, conversation, result, channel, now, None)
 
-        return self._in_turn(young_person_id, turn)
+        return self._in_turn(young_person_id, turn, session)
 
-    def timeout(self, *, young_person_id: int, dialog: str, step: str) -> list[Sent]:
+    def timeout(
+        self, *, young_person_id: int, dialog: str, step: str, session: Session | None = None
+    ) -> list[Sent]:
         def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
             now = self.clock()
             channel = self._channel_for(person)
@@ -184,7 +197,7 @@ class Conversations:
             result = self.engine.timeout(self._state(person, conversation), dialog, step, ctx)
             return self._apply(session, person, conversation, result, channel, now, None)
 
-        return self._in_turn(young_person_id, turn)
+        return self._in_turn(young_person_id, turn, session)
 
     def handle_timeout_item(self, session: Session, item: ScheduledItem, now: datetime) -> str:
         """The worker's handler for ``dialog_timeout`` items (runs its own turn)."""
@@ -195,6 +208,7 @@ class Conversations:
             young_person_id=item.young_person_id,
             dialog=str(payload["dialog"]),
             step=str(payload["step"]),
+            session=session,
         )
         return f"{len(sent)} sent"
 
@@ -204,7 +218,14 @@ class Conversations:
         self,
         young_person_id: int,
         turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
+        outer: Session | None = None,
     ) -> list[Sent]:
+        if outer is not None:
+            # The caller's transaction: a lost update rolls all of it back and it runs again.
+            if self._sqlite_lock is None:
+                return self._turn_in(outer, young_person_id, turn)
+            with self._sqlite_lock:
+                return self._turn_in(outer, young_person_id, turn)
         for attempt in range(3):
             try:
                 if self._sqlite_lock is None:
@@ -222,13 +243,21 @@ class Conversations:
         turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
     ) -> list[Sent]:
         with self.database.session() as session:
-            person = session.get(YoungPerson, young_person_id)
-            if person is None:
-                raise UnknownYoungPerson(young_person_id)
-            conversation = repo.lock(session, young_person_id)
-            # Read the person again under the lock: a turn that held it may have changed them.
-            session.refresh(person)
-            return turn(session, person, conversation)
+            return self._turn_in(session, young_person_id, turn)
+
+    @staticmethod
+    def _turn_in(
+        session: Session,
+        young_person_id: int,
+        turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
+    ) -> list[Sent]:
+        person = session.get(YoungPerson, young_person_id)
+        if person is None:
+            raise UnknownYoungPerson(young_person_id)
+        conversation = repo.lock(session, young_person_id)
+        # Read the person again under the lock: a turn that held it may have changed them.
+        session.refresh(person)
+        return turn(session, person, conversation)
 
     def _state(self, person: YoungPerson, conversation: Conversation) -> model.State:
         return model.State(
@@ -337,6 +366,10 @@ class Conversations:
         text = outgoing.text
         if channel is Channel.SMS and self.sms_lookalikes:
             text = sms_text(text)
+        not_before = now
+        if outgoing.purpose is Purpose.PROACTIVE:
+            # On the bot's own initiative: never at night. Replies and crisis help go at once.
+            not_before = quiet_hours(person.municipality).next_allowed(now)
         message = outbox.enqueue(
             session,
             channel=channel,
@@ -344,6 +377,7 @@ class Conversations:
             purpose=outgoing.purpose,
             now=now,
             young_person_id=person.id,
+            not_before=not_before,
         )
         return Sent(message.id, outgoing.text, outgoing.purpose)
 

@@ -32,6 +32,7 @@ from bot.channels import (
     Unreachable,
 )
 from bot.metrics import Metrics
+from bot.quiet import quiet_hours
 from bot.ratelimit import PerKey, TokenBucket
 from dialogs.sms import count_segments, sms_text
 from dialogs.types import (
@@ -242,6 +243,15 @@ class Dispatcher:
         ):
             self._give_up(entry, message, "opted_out", OutboxStatus.CANCELLED)
             return None
+        if person is not None and entry.purpose is Purpose.PROACTIVE and not reconcile:
+            # A retry or a slow queue may have carried it into the night: wait for the morning.
+            allowed = quiet_hours(person.municipality).next_allowed(self.clock())
+            if allowed > self.clock():
+                entry.status = OutboxStatus.PENDING
+                entry.not_before = allowed
+                entry.attempts -= 1
+                entry.last_error = "quiet_hours"
+                return None
         if (
             entry.channel is Channel.TELEGRAM
             and person is not None

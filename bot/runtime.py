@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from bot.campaigns import Campaigns
 from bot.channels import ChannelAdapter
 from bot.channels.simulator import SimulatorChannel
 from bot.channels.sms import TwilioChannel, twilio_client
@@ -18,7 +19,7 @@ from bot.outbox import Dispatcher, Limits
 from bot.pump import Pump
 from bot.settings import Settings
 from bot.web.paths import TWILIO_STATUS_PATH
-from bot.worker import Handler, Worker
+from bot.worker import Handler, Worker, default_worker_id
 from dialogs.engine import Engine
 from dialogs.flows import CORE_DIALOGS
 from dialogs.types import Channel
@@ -85,6 +86,16 @@ class Runtime:
                 telegram_per_second=settings.telegram_messages_per_second,
                 sms_segments_per_second=settings.sms_segments_per_second,
             ),
+            worker_id=default_worker_id(),
+        )
+
+    @cached_property
+    def campaigns(self) -> Campaigns:
+        return Campaigns(
+            database=self.database,
+            conversations=self.conversations,
+            engine=self.engine,
+            worker_id=default_worker_id(),
         )
 
     @cached_property
@@ -98,7 +109,10 @@ class Runtime:
 
     def handlers(self) -> dict[str, Handler]:
         """The scheduled-item kinds this installation runs, by kind."""
-        return {DIALOG_TIMEOUT: self.conversations.handle_timeout_item}
+        return {
+            DIALOG_TIMEOUT: self.conversations.handle_timeout_item,
+            **self.campaigns.handlers(),
+        }
 
     def worker(self) -> Worker:
         return Worker(
@@ -106,7 +120,11 @@ class Runtime:
             metrics=self.metrics,
             handlers=self.handlers(),
             poll_seconds=self.settings.worker_poll_seconds,
-            after_sweep=[self.inbound.process_pending, self.dispatcher.dispatch_due],
+            after_sweep=[
+                self.inbound.process_pending,
+                self.campaigns.send_due,
+                self.dispatcher.dispatch_due,
+            ],
         )
 
     def close(self) -> None:

@@ -28,8 +28,32 @@ from storage.models import ScheduledItem, utcnow
 
 log = logging.getLogger(__name__)
 
-# A handler does the item's work inside the given transaction and returns an outcome note.
+# A handler does the item's work inside the given transaction and returns an outcome note. The
+# item is closed in that same transaction, so its work and its "done" commit together or not at
+# all: a crash in between leaves the item to run again, never half-run.
 Handler = Callable[[Session, ScheduledItem, datetime], str | None]
+
+
+class Expired(Exception):  # noqa: N818 - a verdict, not a failure
+    """Raised by a handler when firing late makes no sense (the meeting has passed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Defer(Exception):  # noqa: N818 - a verdict, not a failure
+    """Raised by a handler to run the item later without counting a failed attempt."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+class LostClaimError(RuntimeError):
+    """The item was taken over by another worker while this one ran it: roll back."""
+
 
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=5)
@@ -62,10 +86,17 @@ class Worker:
         self._scheduler: BackgroundScheduler | None = None
 
     def sweep(self) -> int:
-        """Run every due item once, then the after-sweep tasks (the outbox dispatcher).
+        """Run every due item once, then the after-sweep tasks (campaigns, the outbox), in turn.
 
-        Returns how many scheduled items were finished or rescheduled.
+        Returns how many scheduled items were finished or rescheduled. A running worker does the
+        same in separate jobs (see :meth:`start`), so a long send never holds up a reminder.
         """
+        handled = self.sweep_items()
+        for task in self.after_sweep:
+            task()
+        return handled
+
+    def sweep_items(self) -> int:
         with self.database.session() as session:
             released = schedule.release_stale(session, now=self.clock(), lease=LEASE)
         if released:
@@ -85,8 +116,6 @@ class Worker:
             handled += len(items)
             if len(items) < BATCH:
                 break
-        for task in self.after_sweep:
-            task()
         self.metrics.worker_sweeps.inc()
         self.metrics.worker_last_sweep.set(time.time())
         return handled
@@ -100,10 +129,21 @@ class Worker:
             with self.database.session() as session:
                 session.add(item)
                 outcome = handler(session, item, now)
-                schedule.finish(
-                    session, [item_id], status=ScheduledStatus.DONE, now=now, outcome=outcome
-                )
+                self._close(session, item_id, ScheduledStatus.DONE, now, outcome)
             self.metrics.scheduled_items.labels(kind, "done").inc()
+        except Expired as verdict:
+            with self.database.session() as session:
+                self._close(session, item_id, ScheduledStatus.EXPIRED, now, verdict.reason)
+            self.metrics.scheduled_items.labels(kind, "expired").inc()
+        except Defer as verdict:
+            with self.database.session() as session:
+                schedule.retry_later(
+                    session, item_id, due_at=verdict.until, error=verdict.reason, counts=False
+                )
+            self.metrics.scheduled_items.labels(kind, "deferred").inc()
+        except LostClaimError:
+            log.warning("item taken over by another worker", extra={"item": item_id, "kind": kind})
+            self.metrics.scheduled_items.labels(kind, "lost").inc()
         except Exception as error:
             log.exception("scheduled item failed", extra={"item": item_id, "kind": kind})
             with self.database.session() as session:
@@ -124,25 +164,56 @@ class Worker:
                     )
                     self.metrics.scheduled_items.labels(kind, "retry").inc()
 
-    def _safe_sweep(self) -> None:
-        try:
-            self.sweep()
-        except Exception:
-            # The next sweep tries again; the rows are still there.
-            log.exception("sweep failed")
+    def _close(
+        self,
+        session: Session,
+        item_id: int,
+        status: ScheduledStatus,
+        now: datetime,
+        outcome: str | None,
+    ) -> None:
+        closed = schedule.finish(
+            session, [item_id], status=status, now=now, outcome=outcome, claimed_by=self.worker_id
+        )
+        if not closed:
+            raise LostClaimError(item_id)
+
+    @staticmethod
+    def _safely(task: Callable[[], object], name: str) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                task()
+            except Exception:
+                # The next run tries again; the rows are still there.
+                log.exception("worker job failed", extra={"job": name})
+
+        return run
 
     def start(self) -> None:
-        scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(
-            self._safe_sweep,
-            "interval",
-            seconds=self.poll_seconds,
-            id="sweep",
-            misfire_grace_time=None,
-            coalesce=True,
-            max_instances=1,
-            next_run_time=self.clock(),
+        """One APScheduler job per kind of work, each on its own thread, never two at once.
+
+        Every job runs with ``misfire_grace_time=None`` and ``coalesce=True``: a job that starts
+        late runs once, never skipped.
+        """
+        scheduler = BackgroundScheduler(
+            timezone="UTC", executors={"default": {"type": "threadpool", "max_workers": 8}}
         )
+        jobs: list[tuple[str, Callable[[], object]]] = [("sweep", self.sweep_items)]
+        jobs += [
+            (getattr(task, "__name__", f"task{number}"), task)
+            for number, task in enumerate(self.after_sweep)
+        ]
+        for name, task in jobs:
+            scheduler.add_job(
+                self._safely(task, name),
+                "interval",
+                seconds=self.poll_seconds,
+                id=name,
+                misfire_grace_time=None,
+                coalesce=True,
+                max_instances=1,
+                next_run_time=self.clock(),
+            )
         scheduler.start()
         self._scheduler = scheduler
         log.info("worker started", extra={"worker": self.worker_id, "kinds": sorted(self.handlers)})

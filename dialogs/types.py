@@ -115,6 +115,7 @@ class HandoffReason(StrEnum):
     CAMPAIGN_REPLY = "campaign_reply"
     CANNOT_REACH = "cannot_reach"
     NEEDS_HELP = "needs_help"
+    NO_SHOW = "no_show"
 
 
 class HandoffPriority(StrEnum):
@@ -139,7 +140,8 @@ class CampaignStatus(StrEnum):
 
 
 class RecipientStatus(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # waiting for its due time (or for the campaign's rate)
+    QUEUED = "queued"  # its message is in the outbox
     SENT = "sent"
     DELIVERED = "delivered"
     REPLIED = "replied"
@@ -180,3 +182,22 @@ class InboundStatus(StrEnum):
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
+
+
+class Occupation(StrEnum):
+    """What the young person is doing; a change to NONE under 18 starts the KUI deadlines."""
+
+    EDUCATION = "education"
+    JOB = "job"
+    ACTIVITY = "activity"  # e.g. an FGU course, an internship, a municipal offer
+    NONE = "none"
+
+
+class AlertKind(StrEnum):
+    """Something a staff member should act on; shown in the inbox (never sent to a young person)."""
+
+    SUB_GOAL_OVERDUE = "sub_goal_overdue"
+    KUI_CONTACT_DUE = "kui_contact_due"
+    KUI_CONTACT_MISSED = "kui_contact_missed"
+    KUI_OFFER_DUE = "kui_offer_due"
+    KUI_OFFER_MISSED = "kui_offer_missed"

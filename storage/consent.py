@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from dialogs.types import Channel, ConsentKind, ConsentSource, YoungPersonStatus
+from storage import campaigns
 from storage import conversations as repo
-from storage.models import ConsentEvent, YoungPerson
+from storage.models import CampaignRecipient, ConsentEvent, YoungPerson
 
 
 def record(
@@ -46,6 +47,9 @@ def stop_everything(session: Session, person: YoungPerson, *, now: datetime, why
     set_status(person, YoungPersonStatus.OPTED_OUT, why, now)
     repo.cancel_scheduled(session, person.id, now=now, reason=why)
     repo.cancel_outbox(session, person.id, reason=why)
+    campaigns.skip_pending(
+        session, CampaignRecipient.young_person_id == person.id, reason="opted_out", now=now
+    )
 
 
 def opt_out(

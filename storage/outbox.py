@@ -22,9 +22,10 @@ def enqueue(
     address: str | None = None,
     author: Author = Author.BOT,
     staff_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> Message:
     """A message to a young person (or, with ``address``, to someone not known), to be sent
-    from ``now`` on. The SMS segment count is stored with it."""
+    from ``not_before`` (default ``now``) on. The SMS segment count is stored with it."""
     message = Message(
         young_person_id=young_person_id,
         address=address,
@@ -44,7 +45,7 @@ def enqueue(
             message_id=message.id,
             channel=channel,
             purpose=purpose,
-            not_before=now,
+            not_before=not_before or now,
             created_at=now,
         )
     )

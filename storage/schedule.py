@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -82,25 +83,85 @@ def finish(
     status: ScheduledStatus,
     now: datetime,
     outcome: str | None = None,
-) -> None:
-    session.execute(
+    claimed_by: str | None = None,
+) -> int:
+    """Close items; with ``claimed_by``, only those this worker still holds.
+
+    The guard is what makes a run count once: if a worker stalled past its lease and another took
+    the item over, the first worker's finish touches nothing, and it rolls its work back.
+    """
+    query = sa.update(ScheduledItem).where(ScheduledItem.id.in_(item_ids))
+    if claimed_by is not None:
+        query = query.where(
+            ScheduledItem.status == ScheduledStatus.CLAIMED,
+            ScheduledItem.claimed_by == claimed_by,
+        )
+    result = session.execute(
+        query.values(
+            status=status, finished_at=now, outcome=outcome and outcome[:200]
+        ).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def schedule(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    now: datetime,
+    **fields: Any,
+) -> bool:
+    """Add a pending item unless one with ``key`` exists already; True if it was added.
+
+    Keys name what the item is for (``meeting_reminder:12:2026-11-24T09:00:00+00:00:1440``), so
+    scheduling the same thing twice, from two processes or after a retry, makes one item.
+    """
+    exists = session.scalar(sa.select(ScheduledItem.id).where(ScheduledItem.idempotency_key == key))
+    if exists is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                ScheduledItem(
+                    kind=kind, idempotency_key=key, due_at=due_at, created_at=now, **fields
+                )
+            )
+    except sa.exc.IntegrityError:
+        return False  # another process scheduled it first
+    return True
+
+
+def cancel(
+    session: Session, *conditions: sa.ColumnElement[bool], now: datetime, reason: str
+) -> int:
+    """Cancel every pending item matching ``conditions``."""
+    result = session.execute(
         sa.update(ScheduledItem)
-        .where(ScheduledItem.id.in_(item_ids))
-        .values(status=status, finished_at=now, outcome=outcome)
+        .where(ScheduledItem.status == ScheduledStatus.PENDING, *conditions)
+        .values(status=ScheduledStatus.CANCELLED, finished_at=now, outcome=reason[:200])
         .execution_options(synchronize_session=False)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def retry_later(session: Session, item_id: int, *, due_at: datetime, error: str) -> None:
+def retry_later(
+    session: Session, item_id: int, *, due_at: datetime, error: str, counts: bool = True
+) -> None:
+    """Back to pending at ``due_at``; ``counts=False`` for a deferral that is not a failure."""
+    values: dict[str, Any] = {
+        "status": ScheduledStatus.PENDING,
+        "due_at": due_at,
+        "claimed_by": None,
+        "claimed_at": None,
+        "outcome": error[:200],
+    }
+    if not counts:
+        values["attempts"] = ScheduledItem.attempts - 1
     session.execute(
         sa.update(ScheduledItem)
         .where(ScheduledItem.id == item_id)
-        .values(
-            status=ScheduledStatus.PENDING,
-            due_at=due_at,
-            claimed_by=None,
-            claimed_at=None,
-            outcome=error[:200],
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )

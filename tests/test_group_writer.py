@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -50,3 +51,26 @@ def test_a_failed_commit_reaches_the_waiting_store(database: Database) -> None:
         writer.stop()
     with database.session() as session:
         assert sorted(session.scalars(sa.select(InboundEvent.dedupe_key)).all()) == ["SM1", "SM2"]
+
+
+def test_sqlite_wal_is_checkpointed_beside_the_writer(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path}/wal.db")
+    InboundEvent.metadata.create_all(database.engine)
+    writer = GroupWriter(database.engine, inbound.insert_statement(database.dialect))
+
+    async def many() -> None:
+        await asyncio.gather(*(writer.store(_row(f"SM{i}")) for i in range(500)))
+
+    try:
+        asyncio.run(many())
+        deadline = datetime.now(UTC).timestamp() + 10
+        while writer.checkpoints == 0 and datetime.now(UTC).timestamp() < deadline:
+            asyncio.run(asyncio.sleep(0.05))
+        assert writer.checkpoints >= 1
+    finally:
+        writer.stop()
+    with database.engine.connect() as connection:
+        busy, frames, done = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert (busy, frames - done) == (0, 0)
+        assert connection.execute(sa.select(sa.func.count()).select_from(InboundEvent)).scalar() == 500
+    database.dispose()

@@ -5,7 +5,14 @@ from storage.models.base import Base, utcnow
 from storage.models.conversation import Conversation, Handoff, InboundEvent, Message
 from storage.models.people import AppendOnlyError, ConsentEvent, YoungPerson, YoungPersonTag
 from storage.models.plan import Dream, Goal, Meeting, SubGoal
-from storage.models.scheduling import Campaign, CampaignRecipient, OutboxEntry, ScheduledItem
+from storage.models.scheduling import (
+    Campaign,
+    CampaignRecipient,
+    KuiCase,
+    OutboxEntry,
+    ScheduledItem,
+    StaffAlert,
+)
 from storage.models.tenants import DEFAULT_HELP_LINES, Municipality, StaffUser
 
 __all__ = [
@@ -21,11 +28,13 @@ __all__ = [
     "Goal",
     "Handoff",
     "InboundEvent",
+    "KuiCase",
     "Meeting",
     "Message",
     "Municipality",
     "OutboxEntry",
     "ScheduledItem",
+    "StaffAlert",
     "StaffUser",
     "SubGoal",
     "YoungPerson",

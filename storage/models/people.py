@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dialogs.types import Channel, ConsentKind, ConsentSource, YoungPersonStatus
+from dialogs.types import Channel, ConsentKind, ConsentSource, Occupation, YoungPersonStatus
 from storage.models.base import Base, enum_column, utcnow
 from storage.models.tenants import Municipality, StaffUser
 
@@ -36,6 +36,8 @@ class YoungPerson(Base):
     )
     status_reason: Mapped[str | None] = mapped_column(sa.String(200))
     status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # In education, a job, another activity or nothing; KUI deadlines follow a drop-out under 18.
+    occupation: Mapped[Occupation | None] = mapped_column(enum_column(Occupation))
     # E.164, validated with phonenumbers before it is stored.
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     telegram_chat_id: Mapped[int | None] = mapped_column(sa.BigInteger(), unique=True)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dialogs.types import (
+    AlertKind,
     CampaignStatus,
     Channel,
     OutboxStatus,
@@ -53,6 +54,7 @@ class CampaignRecipient(Base):
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "run_key", "young_person_id"),
         sa.Index("ix_campaign_recipient_status", "campaign_id", "status"),
+        sa.Index("ix_campaign_recipient_due", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,7 +68,12 @@ class CampaignRecipient(Base):
         enum_column(RecipientStatus), default=RecipientStatus.PENDING
     )
     skip_reason: Mapped[str | None] = mapped_column(sa.String(40))
-    message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id", ondelete="SET NULL"))
+    # When this recipient's message may go out (a run's time, or e.g. 3 days before a meeting).
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    message_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("message.id", ondelete="SET NULL"), index=True
+    )
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(80))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -130,4 +137,49 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(sa.String(200))
     claimed_by: Mapped[str | None] = mapped_column(sa.String(80))
     claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffAlert(Base):
+    """Something for a staff member to act on: an overdue sub-goal, a KUI deadline coming up."""
+
+    __tablename__ = "staff_alert"
+    __table_args__ = (sa.Index("ix_staff_alert_open", "staff_id", "seen_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The same key twice is the same alert: raising one is idempotent.
+    key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    kind: Mapped[AlertKind] = mapped_column(enum_column(AlertKind))
+    municipality_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("municipality.id", ondelete="CASCADE")
+    )
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_user.id", ondelete="CASCADE"))
+    young_person_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("young_person.id", ondelete="CASCADE"), index=True
+    )
+    # The deadline or due date the alert is about.
+    due_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime | None]
+
+
+class KuiCase(Base):
+    """A young person under 18 who dropped out: contact within 5 working days, an offer in 30."""
+
+    __tablename__ = "kui_case"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    young_person_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("young_person.id", ondelete="CASCADE"), index=True
+    )
+    municipality_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("municipality.id", ondelete="CASCADE")
+    )
+    dropped_out_at: Mapped[datetime]
+    contact_due_at: Mapped[datetime]
+    offer_due_at: Mapped[datetime]
+    contacted_at: Mapped[datetime | None]
+    offered_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,6 +37,14 @@ class Municipality(Base):
         JSONType,
         default=lambda: [dict(line) for line in DEFAULT_HELP_LINES],
     )
+    # Meeting reminders, in minutes before the meeting.
+    reminder_offsets_minutes: Mapped[list[int]] = mapped_column(
+        JSONType, default=lambda: [24 * 60, 120]
+    )
+    # Nudges after this many days without a reply; after the last one, a person takes over.
+    silence_follow_up_days: Mapped[list[int]] = mapped_column(JSONType, default=lambda: [3, 7, 14])
+    # Sub-goal check-ins, in days before the due date (0: on the day).
+    sub_goal_check_in_days: Mapped[list[int]] = mapped_column(JSONType, default=lambda: [3, 0])
     # Per-channel sender settings, e.g. {"sms": {"from": "+45..."}, "telegram": {"bot": "..."}}.
     sender_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
