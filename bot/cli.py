@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
 
 from bot import demo as demo_data
 from bot import logs
-from bot.i18n import translate
+from bot.i18n import translate, translate_plural
 from bot.passwords import MIN_LENGTH, hash_password
 from bot.runtime import Runtime
 from bot.settings import ConfigurationError, Settings
-from dialogs.types import Role
-from storage import migrate, staff
+from dialogs.i18n import N_
+from dialogs.types import CampaignStatus, Channel, Role, YoungPersonStatus
+from storage import migrate, staff, tokens
 from storage.importing import ImportReport, import_young_people
+from storage.models import Municipality
+
+if TYPE_CHECKING:
+    from bot.campaigns import DryRun
 
 app = typer.Typer(no_args_is_help=True, help="Stifinder: outreach and handoff for young people.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 user_app = typer.Typer(no_args_is_help=True, help="Staff accounts.")
 dialogs_app = typer.Typer(no_args_is_help=True, help="The conversation dialogs.")
 telegram_app = typer.Typer(no_args_is_help=True, help="The Telegram channel.")
+campaign_app = typer.Typer(
+    no_args_is_help=True, help="Campaigns: a message or a dialog to a segment of young people."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(dialogs_app, name="dialogs")
 app.add_typer(telegram_app, name="telegram")
+app.add_typer(campaign_app, name="campaign")
 console = Console()
 errors = Console(stderr=True)
+MAX_ID = 2**31 - 1
 
 
 def _runtime(ctx: typer.Context) -> Runtime:
@@ -286,6 +301,58 @@ def user_add(
     console.print(translate(language, "Brugeren er oprettet (nr. {id}).", id=user_id))
 
 
+@user_app.command("token")
+def user_token(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The staff member's sign-in e-mail.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "api",
+) -> None:
+    """Issue a personal API token; it is printed once and only its hash is kept."""
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    try:
+        with runtime.database.session() as session:
+            member = staff.find_by_email(session, email)
+            if member is None:
+                errors.print(
+                    translate(language, "Der findes ingen bruger med {email}.", email=email)
+                )
+                raise typer.Exit(1)
+            row, token = tokens.issue(session, member, name=name, now=datetime.now(UTC))
+            token_id, address = row.id, member.email
+    except tokens.TokenError as error:
+        errors.print(translate(language, error.message, **error.params))
+        raise typer.Exit(1) from error
+    console.print(
+        translate(
+            language,
+            "API-nøgle nr. {id} til {email}. Den vises kun denne ene gang, så gem den nu:",
+            id=token_id,
+            email=address,
+        )
+    )
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@user_app.command("revoke-token")
+def user_revoke_token(
+    ctx: typer.Context,
+    token_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID, help="Token number.")],
+) -> None:
+    """Revoke an API token at once."""
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    try:
+        with runtime.database.session() as session:
+            tokens.revoke(session, token_id, now=datetime.now(UTC))
+    except tokens.TokenError as error:
+        errors.print(translate(language, error.message, **error.params))
+        raise typer.Exit(1) from error
+    console.print(translate(language, "API-nøgle nr. {id} er tilbagekaldt.", id=token_id))
+
+
 @dialogs_app.command("check")
 def dialogs_check() -> None:
     """Validate every dialog: structure, variables, translations, SMS length, sensitive words."""
@@ -424,6 +491,552 @@ def telegram_link(
     with runtime.database.session() as session:
         code = fresh_invite_code(session, person_id, now=datetime.now(UTC), actor="cli")
     console.print(f"https://t.me/{username}?start={code}")
+
+
+# ---------------------------------------------------------------------------- campaigns
+
+CAMPAIGN_STATUS = {
+    CampaignStatus.DRAFT.value: N_("kladde"),
+    CampaignStatus.SCHEDULED.value: N_("planlagt"),
+    CampaignStatus.RUNNING.value: N_("kører"),
+    CampaignStatus.PAUSED.value: N_("på pause"),
+    CampaignStatus.FINISHED.value: N_("færdig"),
+    CampaignStatus.CANCELLED.value: N_("annulleret"),
+}
+RECIPIENT_STATUS = {
+    "pending": N_("venter"),
+    "queued": N_("i kø"),
+    "sent": N_("sendt"),
+    "delivered": N_("leveret"),
+    "replied": N_("har svaret"),
+    "failed": N_("fejlet"),
+    "skipped": N_("sprunget over"),
+}
+REASONS = {
+    "opted_out": N_("har frameldt sig"),
+    "closed": N_("afsluttet"),
+    "no_channel": N_("ingen kanal"),
+    "meeting_changed": N_("mødet er flyttet eller aflyst"),
+    "conversation_busy": N_("midt i en anden samtale"),
+    "campaign_cancelled": N_("kampagnen er annulleret"),
+    "quiet_hours": N_("stille timer"),
+    "due_time": N_("sendetidspunktet"),
+}
+AUDIENCE_EXAMPLE = '{"tags": ["fgu"], "min_age": 18}'
+MESSAGE_EXAMPLE = '{"da": "Hej {first_name}", "en": "Hi {first_name}"}'
+
+
+def _refuse(message: str) -> NoReturn:
+    """Bad input: say what is wrong and stop with exit code 2, as for a bad option."""
+    errors.print(message, markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def _campaign_error(language: str, error: ValueError) -> NoReturn:
+    # The engine's messages name the field (e.g. "cron: ..."); they are kept as they are.
+    _refuse(translate(language, "Fejl i kampagnen: {error}", error=str(error)))
+
+
+def _label(language: str, labels: Mapping[str, str], value: str) -> str:
+    return translate(language, labels[value]) if value in labels else value
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}" if moment is not None else "-"
+
+
+def _audience(
+    session: Session,
+    place: Municipality,
+    language: str,
+    as_json: str | None,
+    flags: dict[str, Any],
+    emails: list[str],
+) -> dict[str, Any]:
+    """The audience from ``--audience`` or from the single filters, never both."""
+    from bot.web.api import AudienceBody
+
+    chosen = {name: value for name, value in flags.items() if value not in (None, [])}
+    if as_json is not None:
+        if chosen or emails:
+            _refuse(
+                translate(
+                    language,
+                    "Brug enten --audience eller de enkelte filtre (--min-age, --tag osv.), "
+                    "ikke begge.",
+                )
+            )
+        try:
+            data = json.loads(as_json)
+        except json.JSONDecodeError as error:
+            _refuse(translate(language, "--audience er ikke gyldig JSON: {error}", error=error))
+        if not isinstance(data, dict):
+            _refuse(
+                translate(
+                    language,
+                    "--audience skal være et JSON-objekt, fx {example}",
+                    example=AUDIENCE_EXAMPLE,
+                )
+            )
+        try:
+            checked = AudienceBody.model_validate(data)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+                for problem in error.errors()
+            )
+            _refuse(translate(language, "Fejl i kampagnen: {error}", error=problems))
+        return checked.model_dump(exclude_none=True, mode="json")
+    ids: list[int] = []
+    for email in emails:
+        member = staff.find_by_email(session, email)
+        if member is None or member.municipality_id != place.id:
+            _refuse(
+                translate(
+                    language,
+                    "Der er ingen kontaktperson med {email} i {slug}.",
+                    email=email,
+                    slug=place.slug,
+                )
+            )
+        ids.append(member.id)
+    if ids:
+        chosen["kontaktperson_ids"] = ids
+    return chosen
+
+
+def _template(
+    language: str, message: str | None, message_file: Path | None
+) -> dict[str, str] | None:
+    if message is not None and message_file is not None:
+        _refuse(translate(language, "Brug enten --message eller --message-file, ikke begge."))
+    if message is not None:
+        return {"da": message}
+    if message_file is None:
+        return None
+    try:
+        data = json.loads(message_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        _refuse(translate(language, "--message-file er ikke gyldig JSON: {error}", error=error))
+    if not isinstance(data, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in data.items()
+    ):
+        _refuse(
+            translate(
+                language,
+                "--message-file skal være et JSON-objekt med en tekst pr. sprog, fx {example}",
+                example=MESSAGE_EXAMPLE,
+            )
+        )
+    return data
+
+
+def _starts_at(language: str, value: str | None, zone: ZoneInfo) -> datetime | None:
+    """An ISO time; without an offset it is the municipality's local time."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _refuse(
+            translate(
+                language,
+                "--at: {value} er ikke et tidspunkt. Skriv fx 2026-12-01T10:00 (kommunens tid) "
+                "eller 2026-12-01T10:00+01:00.",
+                value=value,
+            )
+        )
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _audit_campaign(runtime: Runtime, action: str, campaign_id: int, **details: object) -> None:
+    from storage import audit
+    from storage.models import Campaign
+
+    with runtime.database.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        audit.record(
+            session,
+            actor="cli",
+            action=action,
+            municipality_id=campaign.municipality_id,
+            details={"campaign_id": campaign_id, **details},
+        )
+
+
+def _print_dry_run(language: str, result: DryRun, dialog: str | None) -> None:
+    console.print(
+        translate_plural(
+            language, "{n} ung er i målgruppen.", "{n} unge er i målgruppen.", result.count
+        )
+    )
+    if result.without_channel:
+        console.print(
+            translate(
+                language,
+                "{n} af dem kan ikke nås lige nu: ingen telefon eller Telegram.",
+                n=result.without_channel,
+            )
+        )
+    if result.in_quiet_hours:
+        console.print(
+            translate(
+                language, "Starttidspunktet er i de stille timer: beskederne venter til morgenen."
+            )
+        )
+    if result.previews:
+        table = Table(title=translate(language, "Eksempler"))
+        for header in (
+            N_("Navn"),
+            N_("Sprog"),
+            N_("Kanal"),
+            N_("Besked"),
+            N_("Kodning"),
+            N_("Segmenter"),
+        ):
+            table.add_column(translate(language, header))
+        for preview in result.previews:
+            text = preview.text
+            if text is None:
+                text = translate(language, "(dialogen {dialog})", dialog=dialog or "")
+            table.add_row(
+                preview.first_name,
+                preview.language,
+                preview.channel.value if preview.channel else translate(language, "ingen kanal"),
+                text,
+                preview.encoding or "-",
+                str(preview.segments) if preview.segments is not None else "-",
+            )
+        console.print(table)
+    console.print(translate(language, "Prøvekørsel: intet er oprettet."))
+
+
+@campaign_app.command("create")
+def campaign_create(
+    ctx: typer.Context,
+    municipality: Annotated[str, typer.Option(help="The municipality's slug.")],
+    name: Annotated[
+        str, typer.Option(help="The campaign's name (not needed with --dry-run).")
+    ] = "",
+    dialog: Annotated[str | None, typer.Option(help="Start this dialog, e.g. dreams.")] = None,
+    message: Annotated[
+        str | None, typer.Option(help="The message in Danish; {first_name} is filled in.")
+    ] = None,
+    message_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help='JSON: {"da": "...", "en": "..."}.'),
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option(help=f"The audience as JSON, e.g. {AUDIENCE_EXAMPLE}.")
+    ] = None,
+    min_age: Annotated[int | None, typer.Option(min=0, max=130, help="At least this old.")] = None,
+    max_age: Annotated[int | None, typer.Option(min=0, max=130, help="At most this old.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Has this tag (repeat: any of them).")
+    ] = None,
+    status: Annotated[
+        list[YoungPersonStatus] | None,
+        typer.Option(help="In this status (repeat: any of them); default active."),
+    ] = None,
+    channel: Annotated[Channel | None, typer.Option(help="Reachable on this channel.")] = None,
+    kontaktperson: Annotated[
+        list[str] | None, typer.Option(help="Their kontaktperson's e-mail (repeat: any of them).")
+    ] = None,
+    min_days_since_contact: Annotated[
+        int | None, typer.Option(min=0, max=36500, help="Wrote last at least this many days ago.")
+    ] = None,
+    max_days_since_contact: Annotated[
+        int | None, typer.Option(min=0, max=36500, help="Wrote within this many days.")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Start time, ISO 8601; without an offset, the municipality's time."),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(help='Recurrence in the municipality\'s time, e.g. "0 10 * * mon".'),
+    ] = None,
+    relative_meeting_minutes: Annotated[
+        int | None,
+        typer.Option(help="Send at each coming meeting plus N minutes (negative: before it)."),
+    ] = None,
+    rate: Annotated[
+        int | None, typer.Option(min=1, max=100_000, help="At most this many messages a minute.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count and preview; create nothing.")
+    ] = False,
+    schedule: Annotated[bool, typer.Option("--schedule", help="Make it live at once.")] = False,
+) -> None:
+    """Create a campaign (a draft unless --schedule), or preview it with --dry-run."""
+    from bot.campaigns import CampaignError
+    from bot.web.api import audit_preview, build_spec
+    from storage.campaigns import AudienceError
+
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    template = _template(language, message, message_file)
+    with runtime.database.session() as session:
+        place = staff.municipality_by_slug(session, municipality)
+        if place is None:
+            _refuse(translate(language, "Kommunen {slug} findes ikke.", slug=municipality))
+        zone = ZoneInfo(place.timezone)
+        flags: dict[str, Any] = {
+            "min_age": min_age,
+            "max_age": max_age,
+            "tags": tag or [],
+            "statuses": [s.value for s in status or []],
+            "channel": channel.value if channel else None,
+            "min_days_since_contact": min_days_since_contact,
+            "max_days_since_contact": max_days_since_contact,
+        }
+        chosen = _audience(session, place, language, audience, flags, kontaktperson or [])
+        relative = (
+            {"anchor": "meeting", "offset_minutes": relative_meeting_minutes}
+            if relative_meeting_minutes is not None
+            else None
+        )
+        try:
+            spec = build_spec(
+                session,
+                place,
+                name=name or ("dry run" if dry_run else ""),
+                audience=chosen,
+                dialog=dialog,
+                template=template,
+                starts_at=_starts_at(language, at, zone),
+                cron=cron,
+                relative=relative,
+                rate_per_minute=rate,
+            )
+        except (CampaignError, AudienceError) as error:
+            _campaign_error(language, error)
+    try:
+        if dry_run:
+            result = runtime.campaigns.dry_run(spec)
+        else:
+            campaign_id = runtime.campaigns.create(spec)
+    except (CampaignError, AudienceError) as error:
+        _campaign_error(language, error)
+    if dry_run:
+        with runtime.database.session() as session:
+            audit_preview(session, result, municipality_id=spec.municipality_id, actor="cli")
+        _print_dry_run(language, result, dialog)
+        return
+    _audit_campaign(runtime, "campaign.created", campaign_id)
+    console.print(translate(language, "Kampagnen er oprettet (nr. {id}).", id=campaign_id))
+    if schedule:
+        _schedule(runtime, language, campaign_id, zone)
+    else:
+        console.print(
+            translate(
+                language,
+                "Den er en kladde. Sæt den i gang med: stifinder campaign schedule {id}",
+                id=campaign_id,
+            )
+        )
+
+
+def _schedule(runtime: Runtime, language: str, campaign_id: int, zone: ZoneInfo) -> None:
+    from bot.campaigns import CampaignError
+
+    try:
+        first_due = runtime.campaigns.schedule(campaign_id)
+    except CampaignError as error:
+        _campaign_error(language, error)
+    _audit_campaign(runtime, "campaign.scheduled", campaign_id, first_due_at=first_due.isoformat())
+    console.print(
+        translate(
+            language,
+            "Kampagne nr. {id} er planlagt. Første kørsel: {when}.",
+            id=campaign_id,
+            when=_local(first_due, zone),
+        )
+    )
+
+
+def _content(language: str, content: Mapping[str, Any]) -> str:
+    if "dialog" in content:
+        return translate(language, "dialogen {dialog}", dialog=content["dialog"])
+    languages = ", ".join(sorted(content.get("template") or {}))
+    return translate(language, "besked på {languages}", languages=languages)
+
+
+CampaignIdArgument = Annotated[
+    int, typer.Argument(metavar="ID", min=1, max=MAX_ID, help="The campaign's number.")
+]
+
+
+def _zone_of(runtime: Runtime, language: str, campaign_id: int) -> ZoneInfo:
+    from storage.models import Campaign
+
+    with runtime.database.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            _refuse(translate(language, "Der findes ingen kampagne nr. {id}.", id=campaign_id))
+        return ZoneInfo(session.get_one(Municipality, campaign.municipality_id).timezone)
+
+
+@campaign_app.command("list")
+def campaign_list(
+    ctx: typer.Context,
+    municipality: Annotated[
+        str | None, typer.Option(help="Only this municipality's campaigns (its slug).")
+    ] = None,
+) -> None:
+    """The campaigns, newest first."""
+    import sqlalchemy as sa
+
+    from bot.web.api import next_run_at
+    from storage.models import Campaign
+
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    table = Table()
+    for header in (
+        N_("Nr."),
+        N_("Navn"),
+        N_("Kommune"),
+        N_("Status"),
+        N_("Indhold"),
+        N_("Næste kørsel"),
+    ):
+        table.add_column(translate(language, header))
+    with runtime.database.session() as session:
+        query = (
+            sa.select(Campaign, Municipality)
+            .join(Municipality, Municipality.id == Campaign.municipality_id)
+            .order_by(Campaign.id.desc())
+        )
+        if municipality is not None:
+            if staff.municipality_by_slug(session, municipality) is None:
+                _refuse(translate(language, "Kommunen {slug} findes ikke.", slug=municipality))
+            query = query.where(Municipality.slug == municipality)
+        rows = session.execute(query).all()
+        for campaign, place in rows:
+            table.add_row(
+                str(campaign.id),
+                campaign.name,
+                place.slug,
+                _label(language, CAMPAIGN_STATUS, campaign.status.value),
+                _content(language, campaign.content),
+                _local(next_run_at(session, campaign.id), ZoneInfo(place.timezone)),
+            )
+    if not rows:
+        console.print(translate(language, "Der er ingen kampagner."))
+        return
+    console.print(table)
+
+
+@campaign_app.command("show")
+def campaign_show(ctx: typer.Context, campaign_id: CampaignIdArgument) -> None:
+    """One campaign: what, to whom, when, and how far it has come."""
+    from bot.web.api import next_run_at
+    from storage.models import Campaign
+
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    zone = _zone_of(runtime, language, campaign_id)
+    progress = runtime.campaigns.progress(campaign_id)
+
+    def row(label: str, value: str) -> None:
+        facts.add_row(translate(language, label), value)
+
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold")
+    facts.add_column()
+    with runtime.database.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        place = session.get_one(Municipality, campaign.municipality_id)
+        row(N_("Navn"), campaign.name)
+        row(N_("Kommune"), place.slug)
+        row(N_("Status"), _label(language, CAMPAIGN_STATUS, campaign.status.value))
+        row(N_("Indhold"), _content(language, campaign.content))
+        chosen = {k: v for k, v in campaign.audience.items() if v not in (None, [], {})}
+        row(N_("Målgruppe"), json.dumps(chosen, ensure_ascii=False))
+        row(N_("Start"), _local(campaign.starts_at, zone))
+        if campaign.cron:
+            row(N_("Gentagelse"), campaign.cron)
+        if campaign.relative_schedule:
+            minutes = int(campaign.relative_schedule.get("offset_minutes", 0))
+            row(N_("I forhold til møder"), translate(language, "{n} minutter", n=minutes))
+        if campaign.rate_per_minute:
+            row(N_("Hastighed"), translate(language, "{n} i minuttet", n=campaign.rate_per_minute))
+        row(N_("Næste kørsel"), _local(next_run_at(session, campaign_id), zone))
+    console.print(translate(language, "Kampagne nr. {id}", id=campaign_id), style="bold")
+    console.print(facts)
+    table = Table(title=translate(language, "Modtagere"))
+    table.add_column(translate(language, "Status"))
+    table.add_column(translate(language, "Antal"), justify="right")
+    details = {"skipped": progress["skipped"], "pending": progress["waiting"]}
+    for status, count in progress["by_status"].items():
+        table.add_row(_label(language, RECIPIENT_STATUS, status), str(count))
+        for reason, number in details.get(status, {}).items():
+            table.add_row(f"  - {_label(language, REASONS, reason)}", str(number))
+    table.add_row(translate(language, "I alt"), str(progress["total"]), style="bold")
+    console.print(table)
+
+
+@campaign_app.command("schedule")
+def campaign_schedule(ctx: typer.Context, campaign_id: CampaignIdArgument) -> None:
+    """Make a draft live: its first run is at its start time (or its next cron time)."""
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    _schedule(runtime, language, campaign_id, _zone_of(runtime, language, campaign_id))
+
+
+@campaign_app.command("pause")
+def campaign_pause(ctx: typer.Context, campaign_id: CampaignIdArgument) -> None:
+    """Stop sending at once; resume goes on where it stopped."""
+    _campaign_action(ctx, campaign_id, "pause")
+
+
+@campaign_app.command("resume")
+def campaign_resume(ctx: typer.Context, campaign_id: CampaignIdArgument) -> None:
+    """Go on with a paused campaign."""
+    _campaign_action(ctx, campaign_id, "resume")
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(ctx: typer.Context, campaign_id: CampaignIdArgument) -> None:
+    """Stop for good: nothing more is sent, also what waits in the outbox."""
+    _campaign_action(ctx, campaign_id, "cancel")
+
+
+def _campaign_action(ctx: typer.Context, campaign_id: int, action: str) -> None:
+    from bot.campaigns import CampaignError
+
+    runtime = _runtime(ctx)
+    language = runtime.settings.default_language
+    _require_schema(runtime)
+    _zone_of(runtime, language, campaign_id)  # refuses an unknown campaign
+    campaigns = runtime.campaigns
+    try:
+        if action == "pause":
+            campaigns.pause(campaign_id)
+            _audit_campaign(runtime, "campaign.paused", campaign_id)
+            done = translate(language, "Kampagne nr. {id} er sat på pause.", id=campaign_id)
+        elif action == "resume":
+            campaigns.resume(campaign_id)
+            _audit_campaign(runtime, "campaign.resumed", campaign_id)
+            done = translate(language, "Kampagne nr. {id} kører igen.", id=campaign_id)
+        else:
+            skipped = campaigns.cancel(campaign_id)
+            _audit_campaign(runtime, "campaign.cancelled", campaign_id, skipped=skipped)
+            done = translate_plural(
+                language,
+                "Kampagne nr. {id} er annulleret; {n} modtager blev sprunget over.",
+                "Kampagne nr. {id} er annulleret; {n} modtagere blev sprunget over.",
+                skipped,
+                id=campaign_id,
+            )
+    except CampaignError as error:
+        _campaign_error(language, error)
+    console.print(done)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot import followups
 from bot.formatting import format_moment, handoff_eta
 from bot.i18n import translator
 from bot.lexicons import all_lexicons, lexicon_languages
@@ -34,12 +35,11 @@ from dialogs.types import (
     ConsentSource,
     DeliveryStatus,
     Direction,
-    GoalStatus,
     HandoffPriority,
     Purpose,
     YoungPersonStatus,
 )
-from storage import consent, handoffs, outbox
+from storage import consent, handoffs, outbox, plans
 from storage import conversations as repo
 from storage.db import Database
 from storage.models import (
@@ -129,6 +129,7 @@ class Conversations:
                 kept = tuple(m for m in result.messages if m.purpose not in suppress)
                 result = model.Turn(result.state, kept, result.effects)
             sent = self._apply(session, person, conversation, result, channel, now, inbound)
+            followups.on_inbound(session, person, now)  # the silence chain counts from here
             return sent
 
         return self._in_turn(young_person_id, turn)
@@ -407,15 +408,13 @@ class Conversations:
             case model.SetMeetingStatus():
                 meeting = session.get(Meeting, effect.meeting_id)
                 if meeting is not None and meeting.young_person_id == person.id:
-                    meeting.status = effect.status
-                    meeting.status_changed_at = now
+                    # Through the plan, so the reminders follow the answer at once.
+                    plans.mark_meeting(session, meeting, effect.status, now=now)
             case model.SetSubGoalStatus():
                 sub_goal = session.get(SubGoal, effect.sub_goal_id)
                 goal = session.get(Goal, sub_goal.goal_id) if sub_goal else None
                 if sub_goal is not None and goal is not None and goal.young_person_id == person.id:
-                    sub_goal.status = effect.status
-                    done = effect.status is GoalStatus.DONE
-                    sub_goal.completed_at = now if done else None
+                    plans.set_sub_goal_status(session, sub_goal, effect.status, now=now)
             case model.OpenHandoff():
                 handoffs.open_handoff(
                     session,

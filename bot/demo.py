@@ -29,14 +29,13 @@ from dialogs.types import (
     Role,
     YoungPersonStatus,
 )
-from storage import audit
+from storage import audit, plans
 from storage.models import (
     ConsentEvent,
     Conversation,
     Dream,
     Goal,
     Handoff,
-    Meeting,
     Message,
     Municipality,
     StaffUser,
@@ -214,26 +213,30 @@ def seed(
         ],
     )
     session.add(goal)
-    session.add_all(
-        [
-            Meeting(
-                young_person_id=mads.id,
-                starts_at=hour + timedelta(days=2, hours=3),
-                place="Ungdommens Hus, Torvet 3",
-                with_whom="Karin",
-                staff_id=karin.id,
-                purpose="Opfølgning på planen",
-                status=MeetingStatus.CONFIRMED,
-            ),
-            Meeting(
-                young_person_id=sara.id,
-                starts_at=hour + timedelta(days=5),
-                place="Jobcentret, mødelokale 2",
-                with_whom="Karin",
-                staff_id=karin.id,
-                purpose="Snak om job og bolig",
-            ),
-        ]
+    session.flush()
+    # Through the plan's own functions, so the demo's reminders and check-ins are scheduled.
+    for sub_goal in goal.sub_goals:
+        plans.schedule_sub_goal_items(session, sub_goal, now=now)
+    confirmed = plans.create_meeting(
+        session,
+        mads,
+        starts_at=hour + timedelta(days=2, hours=3),
+        now=now,
+        place="Ungdommens Hus, Torvet 3",
+        with_whom="Karin",
+        staff_id=karin.id,
+        purpose="Opfølgning på planen",
+    )
+    confirmed.status = MeetingStatus.CONFIRMED
+    plans.create_meeting(
+        session,
+        sara,
+        starts_at=hour + timedelta(days=5),
+        now=now,
+        place="Jobcentret, mødelokale 2",
+        with_whom="Karin",
+        staff_id=karin.id,
+        purpose="Snak om job og bolig",
     )
     step("plans and meetings")
 

@@ -46,7 +46,7 @@ from dialogs.types import (
     YoungPersonStatus,
 )
 from storage import consent, handoffs
-from storage.claims import claim_ids
+from storage.claims import claim_ids, update_unlocked
 from storage.db import Database
 from storage.models import Message, OutboxEntry, YoungPerson, utcnow
 
@@ -77,6 +77,7 @@ class _Job:
     attempts: int
     claimed_at: datetime
     reconcile: bool = False  # look the message up instead of sending it
+    since: datetime | None = None  # the earliest the message can have reached the provider
 
 
 def backoff(attempts: int) -> timedelta:
@@ -94,8 +95,10 @@ class Dispatcher:
         limits: Limits | None = None,
         worker_id: str = "dispatcher",
         clock: Callable[[], datetime] = utcnow,
+        sending_lease: timedelta = SENDING_LEASE,
     ) -> None:
         self.database = database
+        self.sending_lease = sending_lease
         self.adapters = dict(adapters)
         self.metrics = metrics or Metrics()
         self.limits = limits or Limits()
@@ -148,8 +151,7 @@ class Dispatcher:
             if not jobs:
                 return handled
             outcomes = self._run(self._send_all(jobs))
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                self._record(job, outcome)
+            self._record_all(jobs, outcomes)
             handled += len(jobs)
             if len(jobs) < limit:
                 return handled
@@ -195,21 +197,22 @@ class Dispatcher:
 
     def _release_stale(self, session: Session) -> None:
         """A process died while sending: it may or may not have gone out, so reconcile it."""
-        result = session.execute(
-            sa.update(OutboxEntry)
-            .where(
-                OutboxEntry.status == OutboxStatus.SENDING,
-                OutboxEntry.claimed_at < self.clock() - SENDING_LEASE,
-            )
-            .values(
-                status=OutboxStatus.UNKNOWN,
-                unknown_outcomes=OutboxEntry.unknown_outcomes + 1,
-                last_error="the sending process stopped",
-            )
-            .execution_options(synchronize_session=False)
+        stale = sa.select(OutboxEntry.id).where(
+            OutboxEntry.status == OutboxStatus.SENDING,
+            OutboxEntry.claimed_at < self.clock() - self.sending_lease,
         )
-        if result.rowcount:  # type: ignore[attr-defined]
-            log.warning("took over sends of a stopped process", extra={"count": result.rowcount})  # type: ignore[attr-defined]
+        taken = update_unlocked(
+            session,
+            stale,
+            model=OutboxEntry,
+            values={
+                "status": OutboxStatus.UNKNOWN,
+                "unknown_outcomes": OutboxEntry.unknown_outcomes + 1,
+                "last_error": "the sending process stopped",
+            },
+        )
+        if taken:
+            log.warning("took over sends of a stopped process", extra={"count": taken})
 
     def _prepare(self, *, limit: int, young_person_id: int | None) -> list[_Job]:
         jobs: list[_Job] = []
@@ -283,6 +286,7 @@ class Dispatcher:
             attempts=entry.attempts,
             claimed_at=entry.claimed_at or self.clock(),
             reconcile=reconcile,
+            since=message.created_at - timedelta(minutes=1),
         )
 
     # ------------------------------------------------------------------ sending
@@ -309,7 +313,8 @@ class Dispatcher:
         try:
             if job.reconcile:
                 # Give the status a little time to appear at the provider.
-                return await adapter.reconcile(job.delivery, job.claimed_at - timedelta(days=1))
+                since = job.since or job.claimed_at - timedelta(days=1)
+                return await adapter.reconcile(job.delivery, since)
             cost = 1.0
             if job.channel is Channel.SMS:
                 cost = float(count_segments(job.delivery.text).count or 1)
@@ -323,29 +328,82 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ results
 
-    def _record(self, job: _Job, outcome: SendResult | Exception | None) -> None:
-        now = self.clock()
-        with self.database.session() as session:
-            entry = session.get_one(OutboxEntry, job.entry_id)
-            message = session.get_one(Message, entry.message_id)
-            person = (
-                session.get(YoungPerson, message.young_person_id)
-                if message.young_person_id
-                else None
+    def _record_all(self, jobs: list[_Job], outcomes: list[SendResult | Exception | None]) -> None:
+        """Record a batch's outcomes in one transaction; if that fails, one by one."""
+        pairs = list(zip(jobs, outcomes, strict=True))
+        try:
+            with self.database.session() as session:
+                held = self._hold(session, jobs)
+                for job, outcome in pairs:
+                    if job.entry_id in held:
+                        self._record(session, job, outcome)
+            return
+        except Exception:
+            log.exception("recording a batch failed; recording one by one")
+        for job, outcome in pairs:
+            try:
+                with self.database.session() as session:
+                    if self._hold(session, [job]):
+                        self._record(session, job, outcome)
+            except Exception:
+                # Left "sending": after the lease it is looked up at the provider, not resent.
+                log.exception("recording a send failed", extra={"outbox": job.entry_id})
+
+    def _hold(self, session: Session, jobs: list[_Job]) -> set[int]:
+        """Lock the batch's rows that are still ours, and read them in three queries.
+
+        A row another process took over (its lease ran out while the send was slow) is left to
+        that process, which looks the message up at the provider. Rows of others are skipped, not
+        waited for, so two dispatchers never wait on each other.
+        """
+        ids = [job.entry_id for job in jobs]
+        query = (
+            sa.select(OutboxEntry)
+            .where(
+                OutboxEntry.id.in_(ids),
+                OutboxEntry.status == OutboxStatus.SENDING,
+                OutboxEntry.claimed_by == self.worker_id,
             )
-            channel = job.channel.value
-            if job.reconcile and outcome is None:
-                # The provider has no trace of it (or cannot tell): send it again.
-                entry.status = OutboxStatus.PENDING
-                entry.not_before = now
-                self.metrics.outbox_resent_after_unknown.labels(channel).inc()
-                return
-            if isinstance(outcome, SendResult):
-                self._sent(entry, message, outcome, now)
-                self.metrics.outbox_sent.labels(channel).inc()
-                return
-            assert isinstance(outcome, Exception)
-            self._failed(session, entry, message, person, outcome, job, now)
+            .order_by(OutboxEntry.id)
+            .execution_options(populate_existing=True)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        entries = session.scalars(query).all()
+        claimed = {job.entry_id: job.claimed_at for job in jobs}
+        held = {e.id for e in entries if e.claimed_at == claimed[e.id]}
+        if len(held) < len(ids):
+            log.warning(
+                "sends taken over by another process", extra={"count": len(ids) - len(held)}
+            )
+        messages = session.scalars(
+            sa.select(Message).where(Message.id.in_([e.message_id for e in entries]))
+        ).all()
+        people = {m.young_person_id for m in messages if m.young_person_id is not None}
+        if people:
+            session.scalars(sa.select(YoungPerson).where(YoungPerson.id.in_(people))).all()
+        return held
+
+    def _record(self, session: Session, job: _Job, outcome: SendResult | Exception | None) -> None:
+        now = self.clock()
+        entry = session.get_one(OutboxEntry, job.entry_id)
+        message = session.get_one(Message, entry.message_id)
+        person = (
+            session.get(YoungPerson, message.young_person_id) if message.young_person_id else None
+        )
+        channel = job.channel.value
+        if job.reconcile and outcome is None:
+            # The provider has no trace of it (or cannot tell): send it again.
+            entry.status = OutboxStatus.PENDING
+            entry.not_before = now
+            self.metrics.outbox_resent_after_unknown.labels(channel).inc()
+            return
+        if isinstance(outcome, SendResult):
+            self._sent(entry, message, outcome, now)
+            self.metrics.outbox_sent.labels(channel).inc()
+            return
+        assert isinstance(outcome, Exception)
+        self._failed(session, entry, message, person, outcome, job, now)
 
     def _sent(
         self, entry: OutboxEntry, message: Message, result: SendResult, now: datetime
@@ -398,6 +456,11 @@ class Dispatcher:
             return
         if isinstance(error, Unreachable) and person is not None:
             self._unreachable(session, entry, message, person, job.channel, code, now)
+            return
+        if job.reconcile:
+            # The lookup failed: still unknown, look again later; sending again could double it.
+            entry.status = OutboxStatus.UNKNOWN
+            entry.not_before = now + backoff(job.attempts)
             return
         if isinstance(error, RetryLater) or not isinstance(error, ChannelError):
             if not isinstance(error, ChannelError):

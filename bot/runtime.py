@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from bot.campaigns import Campaigns
@@ -11,6 +12,7 @@ from bot.channels.simulator import SimulatorChannel
 from bot.channels.sms import TwilioChannel, twilio_client
 from bot.channels.telegram import TelegramChannel, telegram_bot
 from bot.conversations import DIALOG_TIMEOUT, Conversations
+from bot.followups import FollowUps
 from bot.group_writer import GroupWriter
 from bot.inbound import Inbound
 from bot.lexicons import all_lexicons
@@ -87,6 +89,7 @@ class Runtime:
                 sms_segments_per_second=settings.sms_segments_per_second,
             ),
             worker_id=default_worker_id(),
+            sending_lease=timedelta(seconds=settings.sending_lease_seconds),
         )
 
     @cached_property
@@ -111,6 +114,7 @@ class Runtime:
         """The scheduled-item kinds this installation runs, by kind."""
         return {
             DIALOG_TIMEOUT: self.conversations.handle_timeout_item,
+            **FollowUps(self.conversations).handlers(),
             **self.campaigns.handlers(),
         }
 
@@ -120,6 +124,7 @@ class Runtime:
             metrics=self.metrics,
             handlers=self.handlers(),
             poll_seconds=self.settings.worker_poll_seconds,
+            lease=timedelta(seconds=self.settings.worker_lease_seconds),
             after_sweep=[
                 self.inbound.process_pending,
                 self.campaigns.send_due,

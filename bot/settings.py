@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     worker_poll_seconds: float = Field(default=5.0, gt=0)
+    # A scheduled item claimed longer ago than this belonged to a worker that stopped: run it again.
+    worker_lease_seconds: float = Field(default=300.0, gt=0)
+    # A send still "sending" this long after its claim belonged to a process that died mid-send:
+    # look it up at the provider before sending it again.
+    sending_lease_seconds: float = Field(default=600.0, gt=0)
     # The simulator lets anyone write as any young person: on by default only in development.
     simulator_enabled: bool | None = None
 

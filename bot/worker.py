@@ -75,8 +75,10 @@ class Worker:
         after_sweep: Sequence[Callable[[], object]] = (),
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = LEASE,
     ) -> None:
         self.database = database
+        self.lease = lease
         self.metrics = metrics
         self.handlers = dict(handlers)
         self.after_sweep = list(after_sweep)
@@ -98,7 +100,7 @@ class Worker:
 
     def sweep_items(self) -> int:
         with self.database.session() as session:
-            released = schedule.release_stale(session, now=self.clock(), lease=LEASE)
+            released = schedule.release_stale(session, now=self.clock(), lease=self.lease)
         if released:
             log.warning("released items of a stopped worker", extra={"count": released})
         handled = 0

@@ -35,3 +35,26 @@ def claim_ids(
         if result.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(row_id)
     return claimed
+
+
+def update_unlocked(
+    session: Session, candidates: sa.Select[Any], *, model: Any, values: dict[str, Any]
+) -> int:
+    """Update the rows of ``candidates`` that no other transaction holds right now.
+
+    Used to take over the work of a stopped process: a row another process is busy with is
+    passed over (it is alive after all), and no two processes wait on each other's rows, so two
+    workers doing this at once can never deadlock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(of=model, skip_locked=True)
+    ids = list(session.scalars(candidates.order_by(model.id)).all())
+    if not ids:
+        return 0
+    result = session.execute(
+        sa.update(model)
+        .where(model.id.in_(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialogs.types import ScheduledStatus
-from storage.claims import claim_ids
+from storage.claims import claim_ids, update_unlocked
 from storage.models import ScheduledItem
 
 
@@ -64,16 +64,16 @@ def claim_due(
 
 def release_stale(session: Session, *, now: datetime, lease: timedelta) -> int:
     """Give back items whose worker died while holding them (claimed longer ago than ``lease``)."""
-    result = session.execute(
-        sa.update(ScheduledItem)
-        .where(
-            ScheduledItem.status == ScheduledStatus.CLAIMED,
-            ScheduledItem.claimed_at < now - lease,
-        )
-        .values(status=ScheduledStatus.PENDING, claimed_by=None, claimed_at=None)
-        .execution_options(synchronize_session=False)
+    stale = sa.select(ScheduledItem.id).where(
+        ScheduledItem.status == ScheduledStatus.CLAIMED,
+        ScheduledItem.claimed_at < now - lease,
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return update_unlocked(
+        session,
+        stale,
+        model=ScheduledItem,
+        values={"status": ScheduledStatus.PENDING, "claimed_by": None, "claimed_at": None},
+    )
 
 
 def finish(

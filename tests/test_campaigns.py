@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
@@ -76,8 +77,9 @@ class World:
 
     def texts_to(self, name: str) -> list[str]:
         with self.database.session() as session:
-            return list(
-                session.scalars(
+            return [
+                text or ""
+                for text in session.scalars(
                     sa.select(Message.text)
                     .where(
                         Message.young_person_id == self.ids[name],
@@ -85,7 +87,7 @@ class World:
                     )
                     .order_by(Message.id)
                 ).all()
-            )
+            ]
 
     def recipients(self, campaign_id: int) -> dict[str, tuple[RecipientStatus, str | None]]:
         names = {v: k for k, v in self.ids.items()}
@@ -123,8 +125,8 @@ def world(database: Database) -> Iterator[World]:
         ids: dict[str, int] = {}
         for name, facts in PEOPLE.items():
             facts = dict(facts)
-            tags = facts.pop("tags", [])
-            days = facts.pop("last_inbound_days", None)
+            tags = cast(list[str], facts.pop("tags", []))
+            days = cast(int | None, facts.pop("last_inbound_days", None))
             person = YoungPerson(
                 municipality=place,
                 first_name=name,
@@ -134,7 +136,7 @@ def world(database: Database) -> Iterator[World]:
                 last_inbound_at=MONDAY - timedelta(days=days) if days is not None else None,
                 **facts,
             )
-            person.tags = [YoungPersonTag(tag=t) for t in tags]  # type: ignore[arg-type]
+            person.tags = [YoungPersonTag(tag=t) for t in tags]
             session.add(person)
             session.flush()
             ids[name] = person.id

@@ -156,7 +156,11 @@ def test_welcome_consent_makes_an_invited_person_active(world: World) -> None:
         kinds = session.scalars(sa.select(ConsentEvent.kind)).all()
         assert kinds == [ConsentKind.CONSENT_GIVEN]
         # The answered question's timeout is withdrawn.
-        assert session.scalars(sa.select(ScheduledItem.status)).all() == [ScheduledStatus.CANCELLED]
+        timeouts = sa.select(ScheduledItem.status).where(ScheduledItem.kind == DIALOG_TIMEOUT)
+        assert session.scalars(timeouts).all() == [ScheduledStatus.CANCELLED]
+        # Now that he is active, the follow-up after silence counts from this reply.
+        nudges = sa.select(ScheduledItem.due_at).where(ScheduledItem.kind != DIALOG_TIMEOUT)
+        assert min(session.scalars(nudges).all()) == NOW + timedelta(days=3)
 
 
 def test_a_dialog_timeout_runs_through_the_worker(world: World) -> None:

@@ -72,5 +72,7 @@ def test_sqlite_wal_is_checkpointed_beside_the_writer(tmp_path: Path) -> None:
     with database.engine.connect() as connection:
         busy, frames, done = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         assert (busy, frames - done) == (0, 0)
-        assert connection.execute(sa.select(sa.func.count()).select_from(InboundEvent)).scalar() == 500
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(InboundEvent)).scalar() == 500
+        )
     database.dispose()

@@ -99,19 +99,25 @@ class TwilioChannel:
         if not delivery.phone:
             return None
 
+        body = self.body(delivery.text)
+
         def lookup() -> Any:
-            return self.client.messages.list(to=delivery.phone, date_sent_after=since, limit=50)
+            # Every page since the message was written: a young person may have had many.
+            for message in self.client.messages.stream(
+                to=delivery.phone, date_sent_after=since, page_size=100
+            ):
+                if message.body == body:
+                    return message
+            return None
 
         try:
             found = await asyncio.to_thread(lookup)
         except (TwilioRestException, requests.exceptions.RequestException) as error:
             raise RetryLater(f"lookup failed: {error}") from error
-        body = self.body(delivery.text)
-        for message in found:
-            if message.body == body:
-                status = TWILIO_STATUS.get(str(message.status), DeliveryStatus.SENDING)
-                return SendResult(status, provider_id=str(message.sid))
-        return None
+        if found is None:
+            return None
+        status = TWILIO_STATUS.get(str(found.status), DeliveryStatus.SENDING)
+        return SendResult(status, provider_id=str(found.sid))
 
     def body(self, text: str) -> str:
         return sms_text(text) if self.gsm7_lookalikes else text

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.metrics import Metrics
 from bot.runtime import Runtime
-from bot.web import simulator, webhooks
+from bot.web import api, simulator, webhooks
 from bot.web.pages import Pages
 from storage import migrate
 
@@ -124,5 +124,6 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     if runtime.settings.simulator:
         app.include_router(simulator.router(runtime, pages))
     app.include_router(webhooks.router(runtime))
+    app.include_router(api.router(runtime))
 
     return app

@@ -14,9 +14,11 @@ from storage.models.scheduling import (
     StaffAlert,
 )
 from storage.models.tenants import DEFAULT_HELP_LINES, Municipality, StaffUser
+from storage.models.tokens import ApiToken
 
 __all__ = [
     "DEFAULT_HELP_LINES",
+    "ApiToken",
     "AppendOnlyError",
     "AuditEvent",
     "Base",
