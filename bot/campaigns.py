@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot.conversations import Conversations
 from bot.quiet import quiet_hours
@@ -454,8 +454,26 @@ class Campaigns:
             with self.database.session() as session:
                 now = self.clock()
                 batch = repo.claim_due(session, now=now, limit=limit, worker_id=self.worker_id)
+                # The batch's young people and municipalities in two queries, kept referenced
+                # while the batch is settled (the session holds objects only weakly).
+                people = session.scalars(
+                    sa.select(YoungPerson)
+                    .where(YoungPerson.id.in_([r.young_person_id for r in batch]))
+                    .options(selectinload(YoungPerson.municipality))
+                ).all()
+                held = {c.id: c for c in self._campaigns(session, batch)}
+                written: list[tuple[CampaignRecipient, Message]] = []
                 for recipient in batch:
-                    self._settle(session, recipient, now)
+                    message = self._settle(session, recipient, held[recipient.campaign_id], now)
+                    if message is not None:
+                        written.append((recipient, message))
+                # A template's messages go in as two batched inserts, not two per recipient.
+                outbox.enqueue_many(
+                    session, [m for _, m in written], purpose=Purpose.PROACTIVE, not_before=now
+                )
+                for recipient, message in written:
+                    self._queued(recipient, message.id, now)
+                del people
             settled += len(batch)
             if len(batch) < limit:
                 break
@@ -476,27 +494,33 @@ class Campaigns:
             )
             return int(session.scalar(sa.select(sa.func.count()).select_from(waiting)) or 0)
 
-    def _settle(self, session: Session, recipient: CampaignRecipient, now: datetime) -> None:
-        campaign = session.get_one(Campaign, recipient.campaign_id)
+    @staticmethod
+    def _campaigns(session: Session, batch: list[CampaignRecipient]) -> list[Campaign]:
+        ids = {r.campaign_id for r in batch}
+        return list(session.scalars(sa.select(Campaign).where(Campaign.id.in_(ids))).all())
+
+    def _settle(
+        self, session: Session, recipient: CampaignRecipient, campaign: Campaign, now: datetime
+    ) -> Message | None:
+        """Skip, defer or start the recipient; a template's message is returned to be written."""
         person = session.get_one(YoungPerson, recipient.young_person_id)
         place = person.municipality
         if person.status in (YoungPersonStatus.OPTED_OUT, YoungPersonStatus.CLOSED):
             self._skip(recipient, person.status.value, now)
-            return
+            return None
         if recipient.run_key.startswith("m") and not self._meeting_still(session, recipient):
             self._skip(recipient, "meeting_changed", now)
-            return
+            return None
         channel = Conversations._channel_for(person)
         if channel is None:
             self._skip(recipient, "no_channel", now)
-            return
+            return None
         quiet = quiet_hours(place)
         if quiet.is_quiet(now):
             recipient.due_at = quiet.next_allowed(now)
             recipient.skip_reason = "quiet_hours"
             recipient.claimed_by = None
-            return
-        message_id: int | None
+            return None
         if "dialog" in campaign.content:
             sent = self.conversations.start(
                 young_person_id=person.id,
@@ -506,25 +530,21 @@ class Campaigns:
             )
             if not sent:
                 self._skip(recipient, "conversation_busy", now)
-                return
-            message_id = sent[0].message_id
-        else:
-            text = render(
-                campaign.content["template"],
-                person.language,
-                place.default_language,
-                person.first_name,
-            )
-            if channel is Channel.SMS:
-                text = sms_text(text)
-            message_id = outbox.enqueue(
-                session,
-                channel=channel,
-                text=text,
-                purpose=Purpose.PROACTIVE,
-                now=now,
-                young_person_id=person.id,
-            ).id
+            else:
+                self._queued(recipient, sent[0].message_id, now)
+            return None
+        text = render(
+            campaign.content["template"],
+            person.language,
+            place.default_language,
+            person.first_name,
+        )
+        if channel is Channel.SMS:
+            text = sms_text(text)
+        return outbox.outgoing(channel=channel, text=text, now=now, young_person_id=person.id)
+
+    @staticmethod
+    def _queued(recipient: CampaignRecipient, message_id: int, now: datetime) -> None:
         recipient.status = RecipientStatus.QUEUED
         recipient.skip_reason = None
         recipient.message_id = message_id

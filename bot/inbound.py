@@ -50,6 +50,8 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Marks a stored status callback among the inbound events.
+STATUS_CALLBACK = "_status_callback"
 # Twilio opts a number out itself on these single words and sends its own confirmation.
 TWILIO_STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 
@@ -96,6 +98,17 @@ class Inbound:
             channel=Channel.SMS, dedupe_key=form["MessageSid"], payload=payload, now=self.clock()
         )
 
+    def status_row(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """A Twilio status callback that came before the send was recorded, kept to apply later."""
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+        return events.row(
+            channel=Channel.SMS,
+            dedupe_key=f"status:{sid}:{status}"[:120],
+            payload={**form, STATUS_CALLBACK: "1"},
+            now=self.clock(),
+        )
+
     def telegram_row(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """The event row of a Telegram update.
 
@@ -136,16 +149,21 @@ class Inbound:
                 batch = events.claim(session, now=self.clock(), limit=limit)
                 work = [(e.id, e.channel, dict(e.payload), e.attempts) for e in batch]
             for event_id, channel, payload, attempts in work:
-                self._process(event_id, channel, payload, attempts)
-            handled += len(work)
+                # Failures are not counted: the pump must not spin on an event that waits for
+                # something else (a status callback for a send not yet recorded).
+                handled += self._process(event_id, channel, payload, attempts)
             if len(work) < limit:
                 return handled
 
     def _process(
         self, event_id: int, channel: Channel, payload: dict[str, Any], attempts: int
-    ) -> None:
+    ) -> bool:
         try:
-            if channel is Channel.SMS:
+            if channel is Channel.SMS and payload.get(STATUS_CALLBACK):
+                # The send is recorded within moments; until then, try again on the next round.
+                if not apply_twilio_status(self, payload):
+                    raise LookupError("no message with this MessageSid yet")
+            elif channel is Channel.SMS:
                 self._sms(payload)
             elif channel is Channel.TELEGRAM:
                 self._telegram(payload)
@@ -156,6 +174,7 @@ class Inbound:
             error = type(failure).__name__
         with self.database.session() as session:
             events.finish(session, event_id, status=status, now=self.clock(), error=error)
+        return error is None
 
     # ------------------------------------------------------------------ SMS
 
@@ -393,8 +412,12 @@ def apply_twilio_status(inbound: Inbound, form: Mapping[str, str]) -> bool:
     code = form.get("ErrorCode") or None
     now = inbound.clock()
     with inbound.database.session() as session:
+        # Locked: two callbacks of one message (sent, delivered) may be applied at once, and the
+        # later status must win whatever order their transactions end in.
         message = session.scalar(
-            sa.select(Message).where(Message.channel == Channel.SMS, Message.provider_id == sid)
+            sa.select(Message)
+            .where(Message.channel == Channel.SMS, Message.provider_id == sid)
+            .with_for_update()
         )
         if message is None or status is None:
             return False

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot.channels import (
     ChannelAdapter,
@@ -227,10 +227,13 @@ class Dispatcher:
                 limit=max(limit - len(unknown), 0),
                 young_person_id=young_person_id,
             )
+            rows = self._read(session, unknown + pending, populate=True)
+            reconciling = set(unknown)
             for entry_id in unknown + pending:
-                job = self._job(session, entry_id, reconcile=entry_id in unknown)
+                job = self._job(session, entry_id, reconcile=entry_id in reconciling)
                 if job is not None:
                     jobs.append(job)
+            del rows
         return jobs
 
     def _job(self, session: Session, entry_id: int, *, reconcile: bool) -> _Job | None:
@@ -333,7 +336,7 @@ class Dispatcher:
         pairs = list(zip(jobs, outcomes, strict=True))
         try:
             with self.database.session() as session:
-                held = self._hold(session, jobs)
+                held, _rows = self._hold(session, jobs)
                 for job, outcome in pairs:
                     if job.entry_id in held:
                         self._record(session, job, outcome)
@@ -343,14 +346,15 @@ class Dispatcher:
         for job, outcome in pairs:
             try:
                 with self.database.session() as session:
-                    if self._hold(session, [job]):
+                    held, _rows = self._hold(session, [job])
+                    if held:
                         self._record(session, job, outcome)
             except Exception:
                 # Left "sending": after the lease it is looked up at the provider, not resent.
                 log.exception("recording a send failed", extra={"outbox": job.entry_id})
 
-    def _hold(self, session: Session, jobs: list[_Job]) -> set[int]:
-        """Lock the batch's rows that are still ours, and read them in three queries.
+    def _hold(self, session: Session, jobs: list[_Job]) -> tuple[set[int], list[object]]:
+        """Lock the batch's rows that are still ours, and read them in a few queries.
 
         A row another process took over (its lease ran out while the send was slow) is left to
         that process, which looks the message up at the provider. Rows of others are skipped, not
@@ -376,13 +380,32 @@ class Dispatcher:
             log.warning(
                 "sends taken over by another process", extra={"count": len(ids) - len(held)}
             )
-        messages = session.scalars(
-            sa.select(Message).where(Message.id.in_([e.message_id for e in entries]))
+        return held, self._read(session, list(held), populate=False)
+
+    @staticmethod
+    def _read(session: Session, entry_ids: list[int], *, populate: bool) -> list[object]:
+        """Load a batch's entries, messages and young people (with their municipalities) in a few
+        queries, so the per-row code after it finds them in the session. The caller keeps the
+        returned list while it works: the session holds its objects only weakly."""
+        if not entry_ids:
+            return []
+        options = {"populate_existing": True} if populate else {}
+        entries = session.scalars(
+            sa.select(OutboxEntry).where(OutboxEntry.id.in_(entry_ids)).execution_options(**options)
         ).all()
-        people = {m.young_person_id for m in messages if m.young_person_id is not None}
-        if people:
-            session.scalars(sa.select(YoungPerson).where(YoungPerson.id.in_(people))).all()
-        return held
+        messages = session.scalars(
+            sa.select(Message)
+            .where(Message.id.in_([e.message_id for e in entries]))
+            .execution_options(**options)
+        ).all()
+        ids = {m.young_person_id for m in messages if m.young_person_id is not None}
+        people = session.scalars(
+            sa.select(YoungPerson)
+            .where(YoungPerson.id.in_(ids))
+            .options(selectinload(YoungPerson.municipality))
+            .execution_options(**options)
+        ).all()
+        return [*entries, *messages, *people]
 
     def _record(self, session: Session, job: _Job, outcome: SendResult | Exception | None) -> None:
         now = self.clock()

@@ -24,17 +24,20 @@ def claim_ids(
     """The ids of ``candidates`` that this session moved to ``values`` while ``guard`` held."""
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(of=model, skip_locked=True)
-    claimed: list[int] = []
-    for row_id in session.scalars(candidates).all():
-        result = session.execute(
+    ids = list(session.scalars(candidates).all())
+    if not ids:
+        return []
+    # One statement for the batch; RETURNING says which rows the guard let through.
+    claimed = set(
+        session.scalars(
             sa.update(model)
-            .where(model.id == row_id, guard)
+            .where(model.id.in_(ids), guard)
             .values(**values)
+            .returning(model.id)
             .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(row_id)
-    return claimed
+        ).all()
+    )
+    return [row_id for row_id in ids if row_id in claimed]  # in the candidates' order
 
 
 def update_unlocked(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from bot.runtime import Runtime
 from bot.web.paths import TELEGRAM_PATH, TWILIO_SMS_PATH, TWILIO_STATUS_PATH
 from dialogs.types import (
+    Author,
     Channel,
     ConsentKind,
     ConsentSource,
@@ -422,3 +423,37 @@ def test_a_blocked_bot_falls_back_to_sms_and_tells_the_kontaktperson(stack: Stac
             Channel.SMS,
             OutboxStatus.SENT,
         )
+
+
+def test_a_status_callback_that_overtakes_the_send_is_kept_and_applied(stack: Stack) -> None:
+    # A message Twilio knows and Stifinder has not yet recorded (the send's answer is on its way).
+    client = stack.twilio.client()
+    created = client.messages.create(
+        to=PHONE,
+        from_=SENDER,
+        body="Hej Mads",
+        status_callback=stack.url + TWILIO_STATUS_PATH,
+    )
+    assert stack.twilio.deliver(str(created.sid), "delivered") == 204
+    with stack.database.session() as session:
+        kept = session.scalars(sa.select(InboundEvent.dedupe_key)).all()
+        assert kept == [f"status:{created.sid}:delivered"]
+        # Now the send is recorded...
+        session.add(
+            Message(
+                young_person_id=stack.person_id,
+                direction=Direction.OUTBOUND,
+                channel=Channel.SMS,
+                author=Author.BOT,
+                text="Hej Mads",
+                status=DeliveryStatus.SENT,
+                provider_id=str(created.sid),
+            )
+        )
+
+    # ...and the kept callback is applied on a following round (the pump may hold it just now).
+    def applied() -> bool:
+        stack.runtime.inbound.process_pending()
+        return stack.thread()[-1][3] is DeliveryStatus.DELIVERED
+
+    wait_for(applied, what="the kept callback applied")

@@ -92,7 +92,9 @@ def router(runtime: Runtime) -> APIRouter:
                 raise HTTPException(400, "MessageSid and MessageStatus are required")
             known = await run_in_threadpool(apply_twilio_status, runtime.inbound, form)
             if not known:
+                # It may have overtaken the recording of the send: keep it and apply it then.
                 log.info("status for a message we do not know (yet)")
+                await _store(runtime, runtime.inbound.status_row(form))
             return Response(status_code=204)
 
     if settings.telegram_enabled:
