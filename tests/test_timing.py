@@ -24,8 +24,8 @@ NIGHT_AND_WEEKENDS = QuietHours(start=time(21), end=time(8), zone=CPH, weekends=
 DANISH = holidays.country_holidays("DK", years=range(2025, 2029))
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def is_holiday(day: date) -> bool:
