@@ -306,10 +306,10 @@ def test_a_cancelled_meeting_sends_no_reminder(world: World) -> None:
 def test_a_declined_meeting_gets_no_second_reminder(world: World) -> None:
     world.meeting(local(2026, 11, 25, 13))
     world.sweep(utc(2026, 11, 24, 12))
-    world.say("2")  # can't come
+    world.say("2")  # can't come: the answer cancels the other reminder at once
     world.sweep(utc(2026, 11, 25, 10))
     assert world.items(plans.MEETING_REMINDER)[1] == Item(
-        utc(2026, 11, 25, 10), EXPIRED, "meeting declined"
+        utc(2026, 11, 25, 10), CANCELLED, "meeting declined"
     )
     assert sum(text.startswith("Hej Mads. Husk") for text in world.sent()) == 1
 
@@ -436,11 +436,11 @@ def test_sub_goal_check_ins_and_an_overdue_alert_for_the_kontaktperson(world: Wo
 def test_a_done_sub_goal_is_left_alone(world: World) -> None:
     step_id = _sub_goal(world, date(2026, 11, 27))
     world.sweep(utc(2026, 11, 24, 9))
-    world.say("1")  # done, through the check-in itself
+    world.say("1")  # done, through the check-in itself: what is pending is cancelled at once
     world.sweep(utc(2026, 11, 28, 12))
     assert [(i.status, i.outcome) for i in world.items(plans.SUB_GOAL_CHECK_IN)] == [
         (DONE, "sub_goal_check_in: 1 sent"),
-        (EXPIRED, "sub-goal done"),
+        (CANCELLED, "sub-goal done"),
     ]
     assert world.items(plans.SUB_GOAL_OVERDUE)[0].outcome == "sub-goal done"
     assert world.alerts() == []
