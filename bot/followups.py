@@ -90,7 +90,14 @@ class FollowUps:
             raise Expired("meeting moved")
         if now >= meeting.starts_at:
             raise Expired("meeting has passed")
-        if self._closer_reminder_due(session, item, now):
+        if _nearer_one_due(
+            session,
+            item,
+            now,
+            subject=ScheduledItem.meeting_id == item.meeting_id,
+            anchor="starts_at",
+            offset="offset_minutes",
+        ):
             raise Expired("a closer reminder is due")
         person = session.get_one(YoungPerson, meeting.young_person_id)
         _reachable(session, person)
@@ -102,25 +109,6 @@ class FollowUps:
             "with_whom": meeting.with_whom or _kontaktperson_name(person),
         }
         return self._start(session, person, "meeting_reminder", variables)
-
-    @staticmethod
-    def _closer_reminder_due(session: Session, item: ScheduledItem, now: datetime) -> bool:
-        """After downtime the 24-hour and the 2-hour reminder may both be due: send one."""
-        offset = int(item.payload.get("offset_minutes", 0))
-        others = session.scalars(
-            sa.select(ScheduledItem.payload).where(
-                ScheduledItem.kind == plans.MEETING_REMINDER,
-                ScheduledItem.meeting_id == item.meeting_id,
-                ScheduledItem.id != item.id,
-                ScheduledItem.status.in_(RUNNING),
-                ScheduledItem.due_at <= now,
-            )
-        ).all()
-        return any(
-            other.get("starts_at") == item.payload.get("starts_at")
-            and int(other.get("offset_minutes", 0)) < offset
-            for other in others
-        )
 
     def no_show_follow_up(self, session: Session, item: ScheduledItem, now: datetime) -> str:
         meeting = _meeting(session, item)
@@ -149,7 +137,14 @@ class FollowUps:
         assert sub_goal.due_date is not None  # _sub_goal checked it against the payload
         if now >= end_of_day(sub_goal.due_date, plans.zone_of(person.municipality)):
             raise Expired("due date has passed")
-        if _later_check_in_due(session, item, now):
+        if _nearer_one_due(
+            session,
+            item,
+            now,
+            subject=ScheduledItem.sub_goal_id == item.sub_goal_id,
+            anchor="due_date",
+            offset="days_before",
+        ):
             raise Expired("a later check-in is due")
         conversation = _reachable(session, person)
         _not_busy(conversation, now)
@@ -293,21 +288,33 @@ def _sub_goal(session: Session, item: ScheduledItem) -> tuple[SubGoal, YoungPers
     return sub_goal, session.get_one(YoungPerson, goal.young_person_id)
 
 
-def _later_check_in_due(session: Session, item: ScheduledItem, now: datetime) -> bool:
-    """After downtime the 3-days-before and the on-the-day check-in may both be due: ask once."""
-    days = int(item.payload.get("days_before", 0))
+def _nearer_one_due(
+    session: Session,
+    item: ScheduledItem,
+    now: datetime,
+    *,
+    subject: sa.ColumnElement[bool],
+    anchor: str,
+    offset: str,
+) -> bool:
+    """After downtime several items of one thing may be due at once (the 24-hour and the 2-hour
+    reminder; the 3-days-before and the on-the-day check-in): only the nearest one goes out.
+
+    ``subject`` picks the items of the same meeting or sub-goal, ``anchor`` names the payload key
+    they must share (the meeting's time, the due date) and ``offset`` how far ahead each was.
+    """
+    ahead = int(item.payload.get(offset, 0))
     others = session.scalars(
         sa.select(ScheduledItem.payload).where(
-            ScheduledItem.kind == plans.SUB_GOAL_CHECK_IN,
-            ScheduledItem.sub_goal_id == item.sub_goal_id,
+            ScheduledItem.kind == item.kind,
+            subject,
             ScheduledItem.id != item.id,
             ScheduledItem.status.in_(RUNNING),
             ScheduledItem.due_at <= now,
         )
     ).all()
     return any(
-        other.get("due_date") == item.payload.get("due_date")
-        and int(other.get("days_before", 0)) < days
+        other.get(anchor) == item.payload.get(anchor) and int(other.get(offset, 0)) < ahead
         for other in others
     )
 

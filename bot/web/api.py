@@ -13,7 +13,7 @@ programs, and a message half translated would help nobody.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -476,36 +476,31 @@ def router(runtime: Runtime) -> APIRouter:
         _record(actor, "campaign.scheduled", campaign_id, first_due_at=first_due.isoformat())
         return _answer(campaign_id, first_due_at=first_due)
 
+    def _steer(actor: Actor, campaign_id: int, act: Callable[[int], object], event: str) -> object:
+        """Pause, resume or cancel: checked, done, audited; a wrong state is refused."""
+        _check_owned(actor, campaign_id)
+        try:
+            result = act(campaign_id)
+        except CampaignError as error:
+            raise _refused(error) from error
+        _record(actor, event, campaign_id, **({"skipped": result} if result is not None else {}))
+        return result
+
     @routes.post("/campaigns/{campaign_id}/pause")
     def pause(campaign_id: CampaignId, actor: CampaignStaff) -> CampaignOut:
         """Stop sending at once; nothing is lost, ``resume`` goes on."""
-        _check_owned(actor, campaign_id)
-        try:
-            runtime.campaigns.pause(campaign_id)
-        except CampaignError as error:
-            raise _refused(error) from error
-        _record(actor, "campaign.paused", campaign_id)
+        _steer(actor, campaign_id, runtime.campaigns.pause, "campaign.paused")
         return _answer(campaign_id)
 
     @routes.post("/campaigns/{campaign_id}/resume")
     def resume(campaign_id: CampaignId, actor: CampaignStaff) -> CampaignOut:
-        _check_owned(actor, campaign_id)
-        try:
-            runtime.campaigns.resume(campaign_id)
-        except CampaignError as error:
-            raise _refused(error) from error
-        _record(actor, "campaign.resumed", campaign_id)
+        _steer(actor, campaign_id, runtime.campaigns.resume, "campaign.resumed")
         return _answer(campaign_id)
 
     @routes.post("/campaigns/{campaign_id}/cancel")
     def cancel(campaign_id: CampaignId, actor: CampaignStaff) -> CampaignOut:
         """Stop for good; the answer says how many recipients were skipped."""
-        _check_owned(actor, campaign_id)
-        try:
-            skipped = runtime.campaigns.cancel(campaign_id)
-        except CampaignError as error:
-            raise _refused(error) from error
-        _record(actor, "campaign.cancelled", campaign_id, skipped=skipped)
-        return _answer(campaign_id, skipped=skipped)
+        skipped = _steer(actor, campaign_id, runtime.campaigns.cancel, "campaign.cancelled")
+        return _answer(campaign_id, skipped=skipped if isinstance(skipped, int) else 0)
 
     return routes
