@@ -1156,6 +1156,20 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def kept_sections(path: Path) -> str:
+    """Sections other benchmarks wrote into the same file between their markers, kept as they are
+    (``<!-- scheduling:begin -->`` ... ``<!-- scheduling:end -->`` from bench/scheduling.py)."""
+    if not path.exists():
+        return ""
+    old = path.read_text(encoding="utf-8")
+    kept = []
+    for name in ("scheduling",):
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin in old and end in old:
+            kept.append(old[old.index(begin) : old.index(end) + len(end)])
+    return "".join(f"\n{section}\n" for section in kept)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     if shutil.which("wrk") is None:
@@ -1181,7 +1195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     text = report(outcomes, options, info)
-    options.output.write_text(text, encoding="utf-8")
+    options.output.write_text(text + kept_sections(options.output), encoding="utf-8")
     show("")
     show(table(outcomes))
     show("")

@@ -12,7 +12,9 @@ from dialogs.lexicon import Lexicon
 SHIPPED = ("da", "en", "ar", "tr", "uk", "so", "fa", "ur", "pl")
 
 
+@lru_cache(maxsize=1)
 def lexicon_languages() -> tuple[str, ...]:
+    """The shipped languages that have a lexicon (looked up once: every turn asks)."""
     return tuple(code for code in SHIPPED if (LOCALES_DIR / code / "lexicon.json").exists())
 
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -117,6 +118,13 @@ class Dispatcher:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
+                # Blocking SDK calls (Twilio's) run in this pool: as many as may be in flight,
+                # not asyncio's default of a few per CPU.
+                self._loop.set_default_executor(
+                    ThreadPoolExecutor(
+                        max_workers=self.limits.concurrency, thread_name_prefix="stifinder-send"
+                    )
+                )
                 self._thread = threading.Thread(
                     target=self._loop.run_forever, name="stifinder-dispatch", daemon=True
                 )
