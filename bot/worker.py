@@ -9,6 +9,7 @@ starts more than a second late by default).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -228,6 +229,10 @@ class Worker:
 
     def run_until(self, stop: threading.Event) -> None:
         self.start()
+        # What start-up built stays out of the collector's walks (a full one took ~100 ms and
+        # held up sends in flight, so a second could carry one request too many).
+        gc.collect()
+        gc.freeze()
         try:
             stop.wait()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,6 +67,16 @@ class Observe:
             self.metrics.http_requests.labels(route, str(status)).inc()
 
 
+def settle_memory() -> None:
+    """Move what start-up built (modules, the app, catalogs) out of the garbage collector's way.
+
+    A full collection walks every tracked object; with everything loaded that took about 100 ms,
+    and every request arriving meanwhile waited for it. Frozen objects are never walked again.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     """Build the app; with ``run_worker`` the worker runs in the same process (``serve``)."""
 
@@ -74,6 +85,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         worker = runtime.worker() if run_worker else None
         if worker is not None:
             worker.start()
+        settle_memory()
         try:
             yield
         finally:
