@@ -105,10 +105,25 @@ def test_any_sms_webhook(
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3),
     max_leaves=8,
 )
+
+
+def test_json_beyond_the_standard_is_refused(client: TestClient) -> None:
+    # Python's json module reads Infinity and NaN; JSON (and PostgreSQL's jsonb) do not.
+    for number in ("Infinity", "-Infinity", "NaN"):
+        response = client.post(
+            TELEGRAM_PATH,
+            content='{"update_id": 1, "x": ' + number + "}",
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400
 
 
 @PROPERTY

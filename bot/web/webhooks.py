@@ -111,7 +111,8 @@ def router(runtime: Runtime) -> APIRouter:
                 raise HTTPException(403, "bad secret token")
             body = await _body(request, limit)
             try:
-                update: Any = json.loads(body)
+                # Strict JSON: Python also reads Infinity and NaN, which no database stores.
+                update: Any = json.loads(body, parse_constant=_not_json)
             except (UnicodeDecodeError, ValueError) as error:
                 raise HTTPException(400, "malformed JSON") from error
             if (
@@ -129,6 +130,10 @@ def router(runtime: Runtime) -> APIRouter:
             return Response(status_code=200)
 
     return routes
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 async def _store(runtime: Runtime, row: dict[str, Any]) -> None:
