@@ -50,6 +50,7 @@ import sqlalchemy as sa
 
 from bench import seed
 from bench.fake_provider import Arrival, FakeProviderProcess
+from bench.run import git_state
 from bench.workers import SECRET_KEY, WorkerProcess, tree_seconds, worker_env
 from bot.campaigns import BATCH as CAMPAIGN_BATCH
 from bot.campaigns import OUTBOX_BACKLOG, Spec
@@ -188,25 +189,6 @@ def machine() -> dict[str, str]:
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "git": git_state(),
     }
-
-
-def git_state() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(  # noqa: S603
-            [shutil.which("git") or "git", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--", "bot", "storage", "dialogs").splitlines()
-    if not changed:
-        return f"commit {commit}, application code (bot, storage, dialogs) unmodified"
-    files = ", ".join(f"`{line[3:]}`" for line in changed)
-    return f"commit {commit} plus uncommitted changes in {files}"
 
 
 # ---------------------------------------------------------------------------- databases

@@ -6,6 +6,22 @@ from dialogs.i18n import N_
 from dialogs.model import Ask, AskKind, Dialog, Do, End, HandOff, MeetingStatusSpec, Option, Say
 from dialogs.types import HandoffReason, MeetingStatus
 
+
+def ask_new_time(*, next: str) -> Ask:
+    """ "When would suit you?", saved as ``proposed_at``: the same question wherever a meeting
+    needs a new time."""
+    return Ask(
+        "when",
+        AskKind.DATETIME,
+        N_("Hvornår passer det dig? Skriv fx 'tirsdag kl 10' eller 'i morgen kl 13'."),
+        rephrase=N_(
+            "Det tidspunkt kunne jeg ikke læse. Prøv fx 'fredag kl 13' eller '24/11 kl 10'."
+        ),
+        save_as="proposed_at",
+        next=next,
+    )
+
+
 MEETING_REMINDER = Dialog(
     name="meeting_reminder",
     start="remind",
@@ -39,16 +55,7 @@ MEETING_REMINDER = Dialog(
             options=(Option(("yes", "new_time"), "when"), Option(("no",), "declined")),
         ),
         HandOff("declined", HandoffReason.DECLINED_MEETING),
-        Ask(
-            "when",
-            AskKind.DATETIME,
-            N_("Hvornår passer det dig? Skriv fx 'tirsdag kl 10' eller 'i morgen kl 13'."),
-            rephrase=N_(
-                "Det tidspunkt kunne jeg ikke læse. Prøv fx 'fredag kl 13' eller '24/11 kl 10'."
-            ),
-            save_as="proposed_at",
-            next="wants_new_time",
-        ),
+        ask_new_time(next="wants_new_time"),
         Do(
             "wants_new_time",
             MeetingStatusSpec(MeetingStatus.NEW_TIME_WANTED, proposal_var="proposed_at"),

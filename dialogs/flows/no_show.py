@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dialogs.flows.meeting import ask_new_time
 from dialogs.i18n import N_
 from dialogs.model import Ask, AskKind, Dialog, End, HandOff, Option, Say
 from dialogs.types import HandoffReason
@@ -35,17 +36,8 @@ NO_SHOW_FOLLOW_UP = Dialog(
         ),
         End("later", N_("Helt i orden. Skriv bare, når du er klar.")),
         HandOff("help", HandoffReason.NO_SHOW),
-        Ask(
-            "when",
-            AskKind.DATETIME,
-            N_("Hvornår passer det dig? Skriv fx 'tirsdag kl 10' eller 'i morgen kl 13'."),
-            rephrase=N_(
-                "Det tidspunkt kunne jeg ikke læse. Prøv fx 'fredag kl 13' eller '24/11 kl 10'."
-            ),
-            save_as="proposed_at",
-            # The meeting stays marked no-show (the figures count it); the wish goes in the note.
-            next="agree",
-        ),
+        # The meeting stays marked no-show (the figures count it); the wish goes in the note.
+        ask_new_time(next="agree"),
         HandOff("agree", HandoffReason.NO_SHOW, note_var="proposed_at"),
     ),
 )
