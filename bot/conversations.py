@@ -6,16 +6,18 @@ applies its effects, writes the replies into the outbox and saves the new state 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import followups
@@ -55,6 +57,7 @@ from storage.models import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DIALOG_TIMEOUT = "dialog_timeout"
 YOUNG_PERSON = ConsentSource.YOUNG_PERSON
@@ -67,6 +70,35 @@ class Sent:
     message_id: int
     text: str
     purpose: Purpose
+
+
+@dataclass(frozen=True)
+class Start:
+    """A dialog to start on the bot's own initiative (see :meth:`Conversations.start_many`)."""
+
+    young_person_id: int
+    dialog: str
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """A turn the engine has decided, to be written."""
+
+    person: YoungPerson
+    conversation: Conversation
+    result: model.Turn
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """An outgoing message built, not written yet."""
+
+    row: dict[str, Any]
+    text: str
+    purpose: Purpose
+    not_before: datetime
 
 
 class UnknownYoungPerson(LookupError):  # noqa: N818 - reads as what it is
@@ -128,7 +160,8 @@ class Conversations:
             if suppress:
                 kept = tuple(m for m in result.messages if m.purpose not in suppress)
                 result = model.Turn(result.state, kept, result.effects)
-            sent = self._apply(session, person, conversation, result, channel, now, inbound)
+            turn = _Turn(person, conversation, result, channel)
+            [sent] = self._apply_all(session, [turn], now, inbound)
             followups.on_inbound(session, person, now)  # the silence chain counts from here
             return sent
 
@@ -155,7 +188,9 @@ class Conversations:
             )
             person.last_inbound_at = now
             text = translator(person.language).gettext(reply)
-            return [self._enqueue(session, person, model.Outgoing(text), channel, now)]
+            queued = self._queue(person, model.Outgoing(text), channel, now)
+            [sent] = self._write(session, [[queued]])
+            return sent
 
         return self._in_turn(young_person_id, turn)
 
@@ -172,19 +207,21 @@ class Conversations:
         With ``session`` the turn runs inside the caller's transaction (a scheduled item's), so the
         item is closed in the same commit as the messages it caused.
         """
+        [sent] = self.start_many([Start(young_person_id, dialog, variables)], session=session)
+        return sent
 
-        def turn(session: Session, person: YoungPerson, conversation: Conversation) -> list[Sent]:
-            now = self.clock()
-            channel = self._channel_for(person)
-            if channel is None:
-                log.warning("no channel to reach young person", extra={"young_person": person.id})
-                return []
-            ctx = self._context(session, person, now)
-            state = self._state(person, conversation)
-            result = self.engine.start(state, dialog, variables, ctx)
-            return self._apply(session, person, conversation, result, channel, now, None)
+    def start_many(
+        self, starts: Sequence[Start], *, session: Session | None = None
+    ) -> list[list[Sent]]:
+        """Start many dialogs in one transaction; the messages of each, in the order given.
 
-        return self._in_turn(young_person_id, turn, session)
+        Every young person's turn is the same as :meth:`start` alone, but the reads and writes
+        are shared: the conversations are locked and the context read in a few statements for all
+        of them, and the messages are written in one batch. A young person named twice has the
+        second turn after the first. Raises :class:`UnknownYoungPerson` for an id that does not
+        exist, and then nothing of the batch is written.
+        """
+        return self._locked(lambda session: self._start_in(session, starts), session)
 
     def timeout(
         self, *, young_person_id: int, dialog: str, step: str, session: Session | None = None
@@ -196,7 +233,10 @@ class Conversations:
                 return []
             ctx = self._context(session, person, now)
             result = self.engine.timeout(self._state(person, conversation), dialog, step, ctx)
-            return self._apply(session, person, conversation, result, channel, now, None)
+            [sent] = self._apply_all(
+                session, [_Turn(person, conversation, result, channel)], now, None
+            )
+            return sent
 
         return self._in_turn(young_person_id, turn, session)
 
@@ -221,44 +261,82 @@ class Conversations:
         turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
         outer: Session | None = None,
     ) -> list[Sent]:
+        def work(session: Session) -> list[Sent]:
+            person, conversation = self._load(session, [young_person_id])[young_person_id]
+            return turn(session, person, conversation)
+
+        return self._locked(work, outer)
+
+    def _locked(self, work: Callable[[Session], T], outer: Session | None) -> T:
+        """Run ``work`` in the caller's transaction, or in its own (tried again if another
+        process moved a conversation on between our read and our write)."""
+        guard = self._sqlite_lock or contextlib.nullcontext()
         if outer is not None:
             # The caller's transaction: a lost update rolls all of it back and it runs again.
-            if self._sqlite_lock is None:
-                return self._turn_in(outer, young_person_id, turn)
-            with self._sqlite_lock:
-                return self._turn_in(outer, young_person_id, turn)
+            with guard:
+                return work(outer)
         for attempt in range(3):
             try:
-                if self._sqlite_lock is None:
-                    return self._once(young_person_id, turn)
-                with self._sqlite_lock:
-                    return self._once(young_person_id, turn)
+                with guard, self.database.session() as session:
+                    return work(session)
             except StaleDataError:
-                # Another process moved this conversation on between our read and our write.
                 log.info("conversation changed under us; trying again", extra={"attempt": attempt})
         raise RuntimeError("conversation kept changing; giving up this turn")
 
-    def _once(
-        self,
-        young_person_id: int,
-        turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
-    ) -> list[Sent]:
-        with self.database.session() as session:
-            return self._turn_in(session, young_person_id, turn)
-
     @staticmethod
-    def _turn_in(
-        session: Session,
-        young_person_id: int,
-        turn: Callable[[Session, YoungPerson, Conversation], list[Sent]],
-    ) -> list[Sent]:
-        person = session.get(YoungPerson, young_person_id)
-        if person is None:
-            raise UnknownYoungPerson(young_person_id)
-        conversation = repo.lock(session, young_person_id)
-        # Read the person again under the lock: a turn that held it may have changed them.
-        session.refresh(person)
-        return turn(session, person, conversation)
+    def _load(
+        session: Session, young_person_ids: Collection[int]
+    ) -> dict[int, tuple[YoungPerson, Conversation]]:
+        """The young people with their conversations, locked, for a turn each."""
+        wanted = set(young_person_ids)
+        known = set(session.scalars(sa.select(YoungPerson.id).where(YoungPerson.id.in_(wanted))))
+        if unknown := wanted - known:
+            raise UnknownYoungPerson(min(unknown))
+        conversations = repo.lock_many(session, wanted)
+        # Read the people under the lock: a turn that held it may have changed them.
+        people = session.scalars(
+            sa.select(YoungPerson)
+            .where(YoungPerson.id.in_(wanted))
+            .options(
+                selectinload(YoungPerson.municipality), selectinload(YoungPerson.kontaktperson)
+            )
+            .execution_options(populate_existing=True)
+        )
+        return {person.id: (person, conversations[person.id]) for person in people}
+
+    def _start_in(self, session: Session, starts: Sequence[Start]) -> list[list[Sent]]:
+        now = self.clock()
+        results: list[list[Sent]] = [[] for _ in starts]
+        waiting = list(enumerate(starts))
+        while waiting:
+            # One turn per young person per round; a second one waits for the next round.
+            this_round: list[tuple[int, Start]] = []
+            seen: set[int] = set()
+            later: list[tuple[int, Start]] = []
+            for index, start in waiting:
+                (later if start.young_person_id in seen else this_round).append((index, start))
+                seen.add(start.young_person_id)
+            loaded = self._load(session, seen)
+            contexts = self._contexts(session, [person for person, _ in loaded.values()], now)
+            turns: list[tuple[int, _Turn]] = []
+            for index, start in this_round:
+                person, conversation = loaded[start.young_person_id]
+                channel = self._channel_for(person)
+                if channel is None:
+                    log.warning(
+                        "no channel to reach young person", extra={"young_person": person.id}
+                    )
+                    continue
+                state = self._state(person, conversation)
+                result = self.engine.start(
+                    state, start.dialog, start.variables, contexts[person.id]
+                )
+                turns.append((index, _Turn(person, conversation, result, channel)))
+            written = self._apply_all(session, [turn for _, turn in turns], now, None)
+            for (index, _), sent in zip(turns, written, strict=True):
+                results[index] = sent
+            waiting = later
+        return results
 
     def _state(self, person: YoungPerson, conversation: Conversation) -> model.State:
         return model.State(
@@ -272,10 +350,33 @@ class Conversations:
         )
 
     def _context(self, session: Session, person: YoungPerson, now: datetime) -> model.Context:
+        return self._contexts(session, [person], now)[person.id]
+
+    def _contexts(
+        self, session: Session, people: Iterable[YoungPerson], now: datetime
+    ) -> dict[int, model.Context]:
+        """What the engine knows of each young person, read for all of them at once."""
+        people = list(people)
+        ids = [person.id for person in people]
+        meetings = repo.next_meetings(session, ids, now)
+        goals = repo.open_goals_of(session, ids)
+        return {
+            person.id: self._context_of(
+                person, now, meetings.get(person.id), goals.get(person.id, [])
+            )
+            for person in people
+        }
+
+    def _context_of(
+        self,
+        person: YoungPerson,
+        now: datetime,
+        meeting: Meeting | None,
+        goals: Sequence[tuple[Goal, SubGoal | None]],
+    ) -> model.Context:
         place = person.municipality
         zone = ZoneInfo(place.timezone)
         local_now = now.astimezone(zone)
-        meeting = repo.next_meeting(session, person.id, now)
         plan = tuple(
             model.PlanView(
                 goal=goal.title,
@@ -286,7 +387,7 @@ class Conversations:
                     else None
                 ),
             )
-            for goal, step in repo.open_goals(session, person.id)
+            for goal, step in goals
         )
         kontaktperson = person.kontaktperson
         return model.Context(
@@ -327,21 +428,33 @@ class Conversations:
 
     # ----------------------------------------------------------------- effects
 
+    def _apply_all(
+        self, session: Session, turns: Sequence[_Turn], now: datetime, inbound: Message | None
+    ) -> list[list[Sent]]:
+        """Write decided turns: state, effects and messages; the messages of all in one batch."""
+        moved = [
+            turn.person.id
+            for turn in turns
+            if (turn.result.state.dialog, turn.result.state.step)
+            != (turn.conversation.dialog, turn.conversation.step)
+        ]
+        # Before the turns' own effects, which may schedule the new step's wait.
+        repo.cancel_scheduled(
+            session, moved, now=now, reason="dialog moved on", kind=DIALOG_TIMEOUT
+        )
+        queued = [self._apply(session, turn, now, inbound) for turn in turns]
+        repo.save_many(session, [turn.conversation for turn in turns], now)
+        return self._write(session, queued)
+
     def _apply(
-        self,
-        session: Session,
-        person: YoungPerson,
-        conversation: Conversation,
-        result: model.Turn,
-        channel: Channel,
-        now: datetime,
-        inbound: Message | None,
-    ) -> list[Sent]:
-        moved = (result.state.dialog, result.state.step) != (conversation.dialog, conversation.step)
-        if moved:
-            repo.cancel_scheduled(
-                session, person.id, now=now, reason="dialog moved on", kind=DIALOG_TIMEOUT
-            )
+        self, session: Session, turn: _Turn, now: datetime, inbound: Message | None
+    ) -> list[_Queued]:
+        person, conversation, result, channel = (
+            turn.person,
+            turn.conversation,
+            turn.result,
+            turn.channel,
+        )
         state = result.state
         conversation.holder = state.holder
         conversation.dialog = state.dialog
@@ -351,19 +464,24 @@ class Conversations:
         person.language = state.language
         for effect in result.effects:
             self._effect(session, person, conversation, effect, channel, now, inbound)
-        sent = [self._enqueue(session, person, m, channel, now) for m in result.messages]
-        if sent:
+        queued = [self._queue(person, m, channel, now) for m in result.messages]
+        if queued:
             conversation.last_outbound_at = now
-        return sent
+        return queued
 
-    def _enqueue(
-        self,
-        session: Session,
-        person: YoungPerson,
-        outgoing: model.Outgoing,
-        channel: Channel,
-        now: datetime,
-    ) -> Sent:
+    @staticmethod
+    def _write(session: Session, queued: Sequence[Sequence[_Queued]]) -> list[list[Sent]]:
+        """Every queued message and its outbox row, in two batched inserts."""
+        ids = iter(
+            outbox.insert_rows(
+                session, [(q.row, q.purpose, q.not_before) for batch in queued for q in batch]
+            )
+        )
+        return [[Sent(next(ids), q.text, q.purpose) for q in batch] for batch in queued]
+
+    def _queue(
+        self, person: YoungPerson, outgoing: model.Outgoing, channel: Channel, now: datetime
+    ) -> _Queued:
         text = outgoing.text
         if channel is Channel.SMS and self.sms_lookalikes:
             text = sms_text(text)
@@ -371,16 +489,8 @@ class Conversations:
         if outgoing.purpose is Purpose.PROACTIVE:
             # On the bot's own initiative: never at night. Replies and crisis help go at once.
             not_before = quiet_hours(person.municipality).next_allowed(now)
-        message = outbox.enqueue(
-            session,
-            channel=channel,
-            text=text,
-            purpose=outgoing.purpose,
-            now=now,
-            young_person_id=person.id,
-            not_before=not_before,
-        )
-        return Sent(message.id, outgoing.text, outgoing.purpose)
+        row = outbox.outgoing_row(channel=channel, text=text, now=now, young_person_id=person.id)
+        return _Queued(row, outgoing.text, outgoing.purpose, not_before)
 
     def _effect(
         self,

@@ -16,14 +16,16 @@ restarts the silence chain from that reply.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from bot.quiet import quiet_hours
-from bot.worker import Defer, Expired, Handler
+from bot.worker import Batched, Defer, Expired, Handler, Verdict
 from dialogs.timing import end_of_day
 from dialogs.types import (
     AlertKind,
@@ -47,14 +49,21 @@ from storage.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.conversations import Conversations
+    from bot.conversations import Conversations, Start
 
 # A check-in, nudge or no-show follow-up waits this long after an unanswered question of the bot's
 # (a meeting reminder sent a minute ago), so that "1" is not read as the answer to the wrong one.
 BUSY_WINDOW = timedelta(hours=2)
 RUNNING = (ScheduledStatus.PENDING, ScheduledStatus.CLAIMED)
-# (holder, dialog, last inbound, last outbound) of a conversation.
-ConversationView = sa.Row[Holder, str | None, datetime | None, datetime | None]
+
+
+class ConversationView(NamedTuple):
+    """What the checks read of a conversation, without loading (or locking) the row."""
+
+    holder: Holder
+    dialog: str | None
+    last_inbound_at: datetime | None
+    last_outbound_at: datetime | None
 
 
 def on_inbound(session: Session, person: YoungPerson, now: datetime) -> None:
@@ -69,7 +78,7 @@ class FollowUps:
     def handlers(self) -> dict[str, Handler]:
         """Every kind this module runs, for the worker."""
         found: dict[str, Handler] = {
-            plans.MEETING_REMINDER: self.meeting_reminder,
+            plans.MEETING_REMINDER: Batched(self.meeting_reminders),
             plans.NO_SHOW_FOLLOW_UP: self.no_show_follow_up,
             plans.SUB_GOAL_CHECK_IN: self.sub_goal_check_in,
             plans.SUB_GOAL_OVERDUE: self.sub_goal_overdue,
@@ -82,33 +91,61 @@ class FollowUps:
 
     # ------------------------------------------------------------------------- meetings
 
-    def meeting_reminder(self, session: Session, item: ScheduledItem, now: datetime) -> str:
-        meeting = _meeting(session, item)
-        if meeting.status not in plans.COMING:
-            raise Expired(f"meeting {meeting.status.value}")
-        if plans.iso(meeting.starts_at) != item.payload.get("starts_at"):
-            raise Expired("meeting moved")
-        if now >= meeting.starts_at:
-            raise Expired("meeting has passed")
-        if _nearer_one_due(
+    def meeting_reminders(
+        self, session: Session, items: Sequence[ScheduledItem], now: datetime
+    ) -> dict[int, Verdict]:
+        """Many meeting reminders at once (a burst after downtime, a morning of meetings): the
+        same checks and turns as one by one, with the reads and writes shared."""
+        from bot.conversations import Start
+
+        meetings = {
+            meeting.id: meeting
+            for meeting in session.scalars(
+                sa.select(Meeting).where(Meeting.id.in_({item.meeting_id for item in items}))
+            )
+        }
+        people = _people(session, {meeting.young_person_id for meeting in meetings.values()})
+        views = _conversation_views(session, people.keys())
+        nearer = _nearer_ones_due(
             session,
-            item,
+            items,
             now,
-            subject=ScheduledItem.meeting_id == item.meeting_id,
+            subject=ScheduledItem.meeting_id,
             anchor="starts_at",
             offset="offset_minutes",
-        ):
-            raise Expired("a closer reminder is due")
-        person = session.get_one(YoungPerson, meeting.young_person_id)
-        _reachable(session, person)
-        _not_at_night(person, now)
-        variables = {
-            "meeting_id": meeting.id,
-            "meeting_at": plans.iso(meeting.starts_at),
-            "place": meeting.place or meeting.link or person.municipality.name,
-            "with_whom": meeting.with_whom or _kontaktperson_name(person),
-        }
-        return self._start(session, person, "meeting_reminder", variables)
+        )
+        verdicts: dict[int, Verdict] = {}
+        starts: list[tuple[int, Start]] = []
+        for item in items:
+            try:
+                meeting = meetings.get(item.meeting_id or 0)
+                if meeting is None:
+                    raise Expired("meeting is gone")
+                if meeting.status not in plans.COMING:
+                    raise Expired(f"meeting {meeting.status.value}")
+                if plans.iso(meeting.starts_at) != item.payload.get("starts_at"):
+                    raise Expired("meeting moved")
+                if now >= meeting.starts_at:
+                    raise Expired("meeting has passed")
+                if item.id in nearer:
+                    raise Expired("a closer reminder is due")
+                person = people[meeting.young_person_id]
+                _check_reachable(person, views.get(person.id))
+                _not_at_night(person, now)
+            except (Expired, Defer) as verdict:
+                verdicts[item.id] = verdict
+                continue
+            variables = {
+                "meeting_id": meeting.id,
+                "meeting_at": plans.iso(meeting.starts_at),
+                "place": meeting.place or meeting.link or person.municipality.name,
+                "with_whom": meeting.with_whom or _kontaktperson_name(person),
+            }
+            starts.append((item.id, Start(person.id, "meeting_reminder", variables)))
+        sent = self.conversations.start_many([start for _, start in starts], session=session)
+        for (item_id, _), messages in zip(starts, sent, strict=True):
+            verdicts[item_id] = f"meeting_reminder: {len(messages)} sent"
+        return verdicts
 
     def no_show_follow_up(self, session: Session, item: ScheduledItem, now: datetime) -> str:
         meeting = _meeting(session, item)
@@ -137,11 +174,11 @@ class FollowUps:
         assert sub_goal.due_date is not None  # _sub_goal checked it against the payload
         if now >= end_of_day(sub_goal.due_date, plans.zone_of(person.municipality)):
             raise Expired("due date has passed")
-        if _nearer_one_due(
+        if _nearer_ones_due(
             session,
-            item,
+            [item],
             now,
-            subject=ScheduledItem.sub_goal_id == item.sub_goal_id,
+            subject=ScheduledItem.sub_goal_id,
             anchor="due_date",
             offset="days_before",
         ):
@@ -288,35 +325,56 @@ def _sub_goal(session: Session, item: ScheduledItem) -> tuple[SubGoal, YoungPers
     return sub_goal, session.get_one(YoungPerson, goal.young_person_id)
 
 
-def _nearer_one_due(
+def _people(session: Session, ids: Collection[int]) -> dict[int, YoungPerson]:
+    """Young people by id, with what the checks read of them (municipality, kontaktperson)."""
+    found = session.scalars(
+        sa.select(YoungPerson)
+        .where(YoungPerson.id.in_(ids))
+        .options(selectinload(YoungPerson.municipality), selectinload(YoungPerson.kontaktperson))
+    )
+    return {person.id: person for person in found}
+
+
+def _nearer_ones_due(
     session: Session,
-    item: ScheduledItem,
+    items: Sequence[ScheduledItem],
     now: datetime,
     *,
-    subject: sa.ColumnElement[bool],
+    subject: sa.orm.InstrumentedAttribute[int | None],
     anchor: str,
     offset: str,
-) -> bool:
+) -> set[int]:
     """After downtime several items of one thing may be due at once (the 24-hour and the 2-hour
     reminder; the 3-days-before and the on-the-day check-in): only the nearest one goes out.
+    The ids of ``items`` that have a nearer one due.
 
-    ``subject`` picks the items of the same meeting or sub-goal, ``anchor`` names the payload key
-    they must share (the meeting's time, the due date) and ``offset`` how far ahead each was.
+    ``subject`` is the column naming the thing (the meeting, the sub-goal), ``anchor`` the payload
+    key the items must share (the meeting's time, the due date) and ``offset`` how far ahead each
+    was.
     """
-    ahead = int(item.payload.get(offset, 0))
-    others = session.scalars(
-        sa.select(ScheduledItem.payload).where(
-            ScheduledItem.kind == item.kind,
-            subject,
-            ScheduledItem.id != item.id,
+    kinds = {item.kind for item in items}
+    due = session.execute(
+        sa.select(ScheduledItem.id, ScheduledItem.kind, subject, ScheduledItem.payload).where(
+            ScheduledItem.kind.in_(kinds),
+            subject.in_({getattr(item, subject.key) for item in items}),
             ScheduledItem.status.in_(RUNNING),
             ScheduledItem.due_at <= now,
         )
     ).all()
-    return any(
-        other.get(anchor) == item.payload.get(anchor) and int(other.get(offset, 0)) < ahead
-        for other in others
-    )
+    same: dict[tuple[str, int | None], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for other_id, kind, thing, payload in due:
+        same[kind, thing].append((other_id, payload))
+    nearer: set[int] = set()
+    for item in items:
+        ahead = int(item.payload.get(offset, 0))
+        for other_id, payload in same[item.kind, getattr(item, subject.key)]:
+            if (
+                other_id != item.id
+                and payload.get(anchor) == item.payload.get(anchor)
+                and int(payload.get(offset, 0)) < ahead
+            ):
+                nearer.add(item.id)
+    return nearer
 
 
 def _replied_since(
@@ -340,20 +398,30 @@ def _replied_since(
 
 def _reachable(session: Session, person: YoungPerson) -> ConversationView | None:
     """The conversation's state, if the bot may write to the young person now at all."""
-    if person.status is not YoungPersonStatus.ACTIVE:
-        raise Expired(f"young person {person.status.value}")
+    conversation = _conversation_views(session, [person.id]).get(person.id)
+    _check_reachable(person, conversation)
+    return conversation
+
+
+def _conversation_views(session: Session, people: Collection[int]) -> dict[int, ConversationView]:
     # Columns only: the turn locks and loads the row itself, and must not find a stale copy.
-    conversation = session.execute(
+    rows = session.execute(
         sa.select(
+            Conversation.young_person_id,
             Conversation.holder,
             Conversation.dialog,
             Conversation.last_inbound_at,
             Conversation.last_outbound_at,
-        ).where(Conversation.young_person_id == person.id)
-    ).first()
+        ).where(Conversation.young_person_id.in_(people))
+    ).all()
+    return {row[0]: ConversationView(*row[1:]) for row in rows}
+
+
+def _check_reachable(person: YoungPerson, conversation: ConversationView | None) -> None:
+    if person.status is not YoungPersonStatus.ACTIVE:
+        raise Expired(f"young person {person.status.value}")
     if conversation is not None and conversation.holder is not Holder.BOT:
         raise Expired("a human holds the conversation")
-    return conversation
 
 
 def _not_busy(conversation: ConversationView | None, now: datetime) -> None:

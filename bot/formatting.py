@@ -24,13 +24,20 @@ def _plain(text: str) -> str:
 def format_moment(moment: datetime, language: str, zone: ZoneInfo) -> str:
     """E.g. "tirsdag den 24. november kl. 14.00" in Danish, in the municipality's time zone."""
     local = moment.astimezone(zone)
+    return _moment(local.date(), local.time().replace(second=0, microsecond=0), language)
+
+
+@lru_cache(maxsize=4096)
+def _moment(day: date, at: time, language: str) -> str:
+    # Babel builds its patterns anew on every call; a burst of reminders asks for a few days and
+    # times over and over.
     return _plain(
         translate(
             language,
             N_("{weekday} den {date} kl. {time}"),
-            weekday=format_date(local, "EEEE", locale=language),
-            date=format_skeleton("MMMMd", local, locale=language),
-            time=format_time(local, "short", locale=language),
+            weekday=format_date(day, "EEEE", locale=language),
+            date=format_skeleton("MMMMd", day, locale=language),
+            time=format_time(at, "short", locale=language),
         )
     )
 

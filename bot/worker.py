@@ -1,7 +1,8 @@
 """The worker: APScheduler drives the clock, the database holds the schedule.
 
 Every ``worker_poll_seconds`` a sweep gives back items of crashed workers, claims due items in
-batches and runs the handler registered for each item's kind, each in its own transaction.
+batches and runs the handler registered for each item's kind, each in its own transaction; a
+:class:`Batched` handler runs the claimed items of its kind together, in one transaction.
 Nothing lives only in the scheduler's memory, and no sweep is ever skipped for being late: the
 job runs with ``misfire_grace_time=None`` and ``coalesce=True`` (APScheduler 3 drops a job that
 starts more than a second late by default).
@@ -15,9 +16,11 @@ import os
 import socket
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session
 
@@ -56,9 +59,33 @@ class LostClaimError(RuntimeError):
     """The item was taken over by another worker while this one ran it: roll back."""
 
 
+# What became of one item of a batch: done with this outcome note, or a verdict.
+Verdict = str | None | Expired | Defer
+ManyHandler = Callable[[Session, Sequence[ScheduledItem], datetime], Mapping[int, Verdict]]
+
+
+class Batched:
+    """A handler that can also run many items of its kind in one transaction.
+
+    ``many`` returns a verdict for every item, by id. The worker gives it all the items of its
+    kind a sweep claimed; called with one item, it is an ordinary :data:`Handler`. If ``many``
+    raises, the transaction rolls back and the worker runs the items one by one, so one bad item
+    costs the others nothing but time.
+    """
+
+    def __init__(self, many: ManyHandler) -> None:
+        self.many = many
+
+    def __call__(self, session: Session, item: ScheduledItem, now: datetime) -> str | None:
+        verdict = self.many(session, [item], now)[item.id]
+        if isinstance(verdict, Expired | Defer):
+            raise verdict
+        return verdict
+
+
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=5)
-BATCH = 100
+BATCH = 250
 
 
 def default_worker_id() -> str:
@@ -114,8 +141,16 @@ class Worker:
                     kinds=self.handlers,
                     limit=BATCH,
                 )
+            by_kind: dict[str, list[ScheduledItem]] = defaultdict(list)
             for item in items:
-                self._run(item)
+                by_kind[item.kind].append(item)
+            for kind, group in by_kind.items():
+                handler = self.handlers[kind]
+                if isinstance(handler, Batched) and len(group) > 1:
+                    self._run_many(handler, kind, group)
+                else:
+                    for item in group:
+                        self._run(item)
             handled += len(items)
             if len(items) < BATCH:
                 break
@@ -166,6 +201,58 @@ class Worker:
                         session, item_id, due_at=now + delay, error=type(error).__name__
                     )
                     self.metrics.scheduled_items.labels(kind, "retry").inc()
+
+    def _run_many(self, handler: Batched, kind: str, items: Sequence[ScheduledItem]) -> None:
+        ids = [item.id for item in items]
+        now = self.clock()
+        try:
+            with self.database.session() as session:
+                session.add_all(items)
+                verdicts = handler.many(session, items, now)
+                counted = self._close_many(session, ids, verdicts, now)
+        except Exception as error:
+            # Nothing of the batch was written: run each item alone, so that a failure is
+            # retried (and counted) for its own item only, and a lost claim is seen per item.
+            log.warning(
+                "batch failed; running its items one by one",
+                extra={"kind": kind, "items": len(ids), "error": type(error).__name__},
+            )
+            with self.database.session() as session:
+                again = session.scalars(
+                    sa.select(ScheduledItem).where(ScheduledItem.id.in_(ids))
+                ).all()
+            for item in sorted(again, key=lambda item: ids.index(item.id)):
+                self._run(item)
+            return
+        for result, number in counted.items():
+            self.metrics.scheduled_items.labels(kind, result).inc(number)
+
+    def _close_many(
+        self, session: Session, ids: Sequence[int], verdicts: Mapping[int, Verdict], now: datetime
+    ) -> dict[str, int]:
+        """Close a batch's items by verdict, in a statement per distinct outcome."""
+        closing: dict[tuple[ScheduledStatus, str | None], list[int]] = defaultdict(list)
+        counted: dict[str, int] = defaultdict(int)
+        for item_id in ids:
+            verdict = verdicts[item_id]
+            if isinstance(verdict, Defer):
+                schedule.retry_later(
+                    session, item_id, due_at=verdict.until, error=verdict.reason, counts=False
+                )
+                counted["deferred"] += 1
+            elif isinstance(verdict, Expired):
+                closing[ScheduledStatus.EXPIRED, verdict.reason].append(item_id)
+                counted["expired"] += 1
+            else:
+                closing[ScheduledStatus.DONE, verdict].append(item_id)
+                counted["done"] += 1
+        for (status, outcome), closed in closing.items():
+            finished = schedule.finish(
+                session, closed, status=status, now=now, outcome=outcome, claimed_by=self.worker_id
+            )
+            if finished != len(closed):
+                raise LostClaimError(closed)
+        return counted
 
     def _close(
         self,

@@ -39,6 +39,25 @@ def create_engine(url: str, *, echo: bool = False) -> sa.Engine:
     return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def reserve_ids(session: Session, table: str, count: int) -> list[int] | None:
+    """``count`` ids from the table's sequence on PostgreSQL, in one statement; None on SQLite.
+
+    Rows given their ids up front are inserted in one ``executemany`` (nothing to read back),
+    instead of a long multi-row ``INSERT ... RETURNING`` that the driver has to parse anew each
+    time. SQLite has no sequences; there the ids come back row by row.
+    """
+    if count == 0 or session.get_bind().dialect.name != "postgresql":
+        return None
+    return list(
+        session.scalars(
+            sa.text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table, "n": count},
+        )
+    )
+
+
 class Database:
     """An engine and its session factory; built once by the composition root."""
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialogs.sms import count_segments
-from dialogs.types import Author, Channel, DeliveryStatus, Direction, Purpose
+from dialogs.types import Author, Channel, DeliveryStatus, Direction, OutboxStatus, Purpose
+from storage.db import reserve_ids
 from storage.models import Message, OutboxEntry
+
+_MESSAGE = cast(sa.Table, Message.__table__)
+_OUTBOX = cast(sa.Table, OutboxEntry.__table__)
 
 
 def enqueue(
@@ -50,9 +56,67 @@ def enqueue_many(
     not_before: datetime,
 ) -> None:
     """Write many outgoing messages and their outbox rows in two batched inserts."""
-    session.add_all(messages)
-    session.flush()
-    session.add_all(entry_for(m, purpose=purpose, not_before=not_before) for m in messages)
+    enqueue_each(session, [(message, purpose, not_before) for message in messages])
+
+
+def enqueue_each(session: Session, messages: Sequence[tuple[Message, Purpose, datetime]]) -> None:
+    """:func:`enqueue_many` with a purpose and a ``not_before`` for each message.
+
+    The rows go in through Core, not the unit of work (see :func:`insert_rows`). Each message
+    gets its ``id``; the objects themselves stay out of the session.
+    """
+    columns = [column.key for column in _MESSAGE.columns if column.key != "id"]
+    rows = [
+        ({key: getattr(message, key) for key in columns}, purpose, not_before)
+        for message, purpose, not_before in messages
+    ]
+    for message_id, (message, _, _) in zip(insert_rows(session, rows), messages, strict=True):
+        message.id = message_id
+
+
+def insert_rows(
+    session: Session, rows: Sequence[tuple[dict[str, Any], Purpose, datetime]]
+) -> list[int]:
+    """Outgoing messages given as rows (see :func:`outgoing_row`), each with its outbox row; the
+    new message ids, in order.
+
+    On PostgreSQL the message ids are reserved from the sequence and both tables take one
+    ``executemany`` each; SQLite cannot hand back many new ids in order, so there the messages go
+    in one by one and the outbox rows together.
+    """
+    if not rows:
+        return []
+    session.flush()  # what the unit of work holds goes first (an inbound message keeps its place)
+    connection = session.connection()
+    ids = reserve_ids(session, "message", len(rows))
+    if ids is not None:
+        connection.execute(
+            sa.insert(_MESSAGE),
+            [row | {"id": message_id} for message_id, (row, _, _) in zip(ids, rows, strict=True)],
+        )
+    else:
+        ids = []
+        for row, _, _ in rows:
+            key = connection.execute(sa.insert(_MESSAGE), row).inserted_primary_key
+            assert key is not None  # an INSERT of one row
+            ids.append(int(key[0]))
+    connection.execute(
+        sa.insert(_OUTBOX),
+        [
+            {
+                "message_id": message_id,
+                "channel": row["channel"],
+                "purpose": purpose,
+                "status": OutboxStatus.PENDING,
+                "not_before": not_before,
+                "attempts": 0,
+                "unknown_outcomes": 0,
+                "created_at": row["created_at"],
+            }
+            for message_id, (row, purpose, not_before) in zip(ids, rows, strict=True)
+        ],
+    )
+    return ids
 
 
 def outgoing(
@@ -67,17 +131,46 @@ def outgoing(
 ) -> Message:
     """An outgoing message row, not yet added to a session."""
     return Message(
-        young_person_id=young_person_id,
-        address=address,
-        direction=Direction.OUTBOUND,
-        channel=channel,
-        author=author,
-        staff_id=staff_id,
-        text=text,
-        status=DeliveryStatus.QUEUED,
-        segments=count_segments(text).count if channel is Channel.SMS else None,
-        created_at=now,
+        **outgoing_row(
+            channel=channel,
+            text=text,
+            now=now,
+            young_person_id=young_person_id,
+            address=address,
+            author=author,
+            staff_id=staff_id,
+        )
     )
+
+
+def outgoing_row(
+    *,
+    channel: Channel,
+    text: str,
+    now: datetime,
+    young_person_id: int | None = None,
+    address: str | None = None,
+    author: Author = Author.BOT,
+    staff_id: int | None = None,
+) -> dict[str, Any]:
+    """The columns of an outgoing message (every one but the id), for :func:`insert_rows`."""
+    return {
+        "young_person_id": young_person_id,
+        "address": address,
+        "direction": Direction.OUTBOUND,
+        "channel": channel,
+        "author": author,
+        "staff_id": staff_id,
+        "text": text,
+        "provider_id": None,
+        "status": DeliveryStatus.QUEUED,
+        "error_code": None,
+        "segments": count_segments(text).count if channel is Channel.SMS else None,
+        "created_at": now,
+        "sent_at": None,
+        "delivered_at": None,
+        "status_changed_at": None,
+    }
 
 
 def entry_for(message: Message, *, purpose: Purpose, not_before: datetime) -> OutboxEntry:

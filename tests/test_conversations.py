@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.channels.simulator import SimulatorChannel
-from bot.conversations import DIALOG_TIMEOUT, Conversations
+from bot.conversations import DIALOG_TIMEOUT, Conversations, Start, UnknownYoungPerson
 from bot.metrics import Metrics
 from bot.outbox import Dispatcher
 from bot.worker import Worker
@@ -33,6 +34,7 @@ from dialogs.types import (
     ScheduledStatus,
     YoungPersonStatus,
 )
+from storage import conversations as repo
 from storage.db import Database
 from storage.models import (
     ConsentEvent,
@@ -388,3 +390,62 @@ def test_concurrent_messages_of_one_conversation_are_processed_one_at_a_time(
         assert conversation.step == "needs"
         texts = sorted(session.scalars(sa.select(Dream.text)).all())
         assert texts == ["svar et", "svar to"]
+
+
+def test_many_dialogs_start_in_one_go_each_turn_as_if_alone(world: World) -> None:
+    first = world.conversations.start_many(
+        [
+            Start(world.person_id, "dreams"),
+            Start(world.person_id, "silence_follow_up"),  # the same young person: after the first
+        ]
+    )
+    with world.database.session() as session:
+        outgoing = session.scalars(
+            sa.select(Message.text)
+            .where(Message.direction == Direction.OUTBOUND)
+            .order_by(Message.id)
+        ).all()
+        conversation = session.scalars(sa.select(Conversation)).one()
+        assert conversation.dialog == "silence_follow_up"
+        assert session.scalar(sa.select(sa.func.count()).select_from(OutboxEntry)) == len(outgoing)
+    assert [sent.text for turn in first for sent in turn] == outgoing
+    assert [sent.message_id for turn in first for sent in turn] == sorted(
+        sent.message_id for turn in first for sent in turn
+    )
+
+
+def test_an_unknown_young_person_in_a_batch_writes_nothing_at_all(world: World) -> None:
+    with pytest.raises(UnknownYoungPerson):
+        world.conversations.start_many(
+            [Start(world.person_id, "dreams"), Start(world.person_id + 999, "dreams")]
+        )
+    assert world.count(Message) == world.count(Conversation) == world.count(OutboxEntry) == 0
+
+
+def test_conversations_written_together_are_still_guarded_by_their_versions(
+    world: World,
+) -> None:
+    with world.database.session() as session:
+        mads = session.get_one(YoungPerson, world.person_id)
+        ali = YoungPerson(
+            municipality=mads.municipality, first_name="Ali", birth_date=date(2008, 1, 2)
+        )
+        session.add(ali)
+        session.flush()
+        ids = [world.person_id, ali.id]
+        repo.lock_many(session, ids)  # creates both conversations
+    with pytest.raises(StaleDataError), world.database.session() as session:
+        # Read without the row lock (PostgreSQL's lock would make the other writer wait; SQLite
+        # has none, and the version is what catches it there).
+        read = session.scalars(sa.select(Conversation).order_by(Conversation.id)).all()
+        for conversation in read:
+            conversation.dialog = "dreams"
+        with world.database.session() as other:  # another process moves one on meanwhile
+            other.execute(
+                sa.update(Conversation)
+                .where(Conversation.young_person_id == ali.id)
+                .values(version=Conversation.version + 1)
+            )
+        repo.save_many(session, read, NOW)
+    with world.database.session() as session:
+        assert session.scalars(sa.select(Conversation.dialog)).all() == [None, None]

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.metrics import Metrics
-from bot.worker import Worker
+from bot.worker import Batched, Defer, Expired, Verdict, Worker
 from dialogs.types import ScheduledStatus
 from storage import schedule
 from storage.db import Database
-from storage.models import ScheduledItem
+from storage.models import AuditEvent, ScheduledItem
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -132,3 +133,128 @@ def test_concurrent_workers_never_claim_the_same_item(database: Database) -> Non
     every = [item_id for ids in claims.values() for item_id in ids]
     assert len(every) == 300
     assert len(set(every)) == 300
+
+
+def _audit_rows(database: Database) -> list[str]:
+    with database.session() as session:
+        return sorted(session.scalars(sa.select(AuditEvent.action)).all())
+
+
+def test_a_batched_kind_runs_the_items_of_a_sweep_together(database: Database) -> None:
+    _add_items(database, 5, due=NOW - timedelta(hours=1))
+    calls: list[list[str]] = []
+    later = NOW + timedelta(hours=3)
+
+    def many(session: Session, items: Sequence[ScheduledItem], now: datetime) -> dict[int, Verdict]:
+        calls.append([item.idempotency_key for item in items])
+        verdicts: dict[int, Verdict] = {}
+        for item in items:
+            number = int(item.idempotency_key.split(":")[1])
+            session.add(AuditEvent(actor="worker", action=f"ran {number}"))
+            verdicts[item.id] = (
+                Expired("meeting is gone")
+                if number == 1
+                else Defer(later, "quiet_hours")
+                if number == 2
+                else f"done {number}"
+            )
+        return verdicts
+
+    worker = Worker(
+        database=database, metrics=Metrics(), handlers={"test": Batched(many)}, clock=lambda: NOW
+    )
+    assert worker.sweep() == 5
+    assert calls == [[f"test:{i}" for i in range(5)]]  # one call, one transaction
+    with database.session() as session:
+        rows = session.execute(
+            sa.select(
+                ScheduledItem.idempotency_key,
+                ScheduledItem.status,
+                ScheduledItem.outcome,
+                ScheduledItem.due_at,
+                ScheduledItem.attempts,
+            ).order_by(ScheduledItem.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("test:0", ScheduledStatus.DONE, "done 0", NOW - timedelta(hours=1), 1),
+        ("test:1", ScheduledStatus.EXPIRED, "meeting is gone", NOW - timedelta(hours=1), 1),
+        ("test:2", ScheduledStatus.PENDING, "quiet_hours", later, 0),  # a deferral costs nothing
+        ("test:3", ScheduledStatus.DONE, "done 3", NOW - timedelta(hours=1), 1),
+        ("test:4", ScheduledStatus.DONE, "done 4", NOW - timedelta(hours=1), 1),
+    ]
+    assert _audit_rows(database) == [f"ran {i}" for i in range(5)]
+
+
+def test_a_failing_batch_is_run_again_item_by_item_and_only_the_bad_one_retries(
+    database: Database,
+) -> None:
+    _add_items(database, 4)
+    sizes: list[int] = []
+
+    def many(session: Session, items: Sequence[ScheduledItem], now: datetime) -> dict[int, Verdict]:
+        sizes.append(len(items))
+        for item in items:
+            session.add(AuditEvent(actor="worker", action=f"ran {item.idempotency_key}"))
+            session.flush()  # the batch's work reaches the database before the failure
+            if item.idempotency_key == "test:2":
+                raise RuntimeError("bad data")
+        return {item.id: "ok" for item in items}
+
+    worker = Worker(
+        database=database, metrics=Metrics(), handlers={"test": Batched(many)}, clock=lambda: NOW
+    )
+    worker.sweep()
+    assert sizes == [4, 1, 1, 1, 1]
+    assert _statuses(database) == {
+        "test:0": ScheduledStatus.DONE,
+        "test:1": ScheduledStatus.DONE,
+        "test:2": ScheduledStatus.PENDING,
+        "test:3": ScheduledStatus.DONE,
+    }
+    # The failed batch left nothing behind: each good item's work is there once.
+    assert _audit_rows(database) == ["ran test:0", "ran test:1", "ran test:3"]
+    with database.session() as session:
+        bad = session.scalars(
+            sa.select(ScheduledItem).where(ScheduledItem.idempotency_key == "test:2")
+        ).one()
+        assert (bad.attempts, bad.due_at, bad.outcome) == (
+            1,
+            NOW + timedelta(seconds=30),
+            "RuntimeError",
+        )
+
+
+def test_a_batch_with_an_item_taken_over_meanwhile_keeps_only_its_own_work(
+    database: Database,
+) -> None:
+    _add_items(database, 3)
+    taken: list[int] = []
+
+    def many(session: Session, items: Sequence[ScheduledItem], now: datetime) -> dict[int, Verdict]:
+        if not taken:
+            # Another worker took item 1 over while this one stalled (in its own transaction).
+            with database.session() as other:
+                other.execute(
+                    sa.update(ScheduledItem)
+                    .where(ScheduledItem.idempotency_key == "test:1")
+                    .values(claimed_by="other-worker")
+                )
+            taken.append(1)
+        for item in items:
+            session.add(AuditEvent(actor="worker", action=f"ran {item.idempotency_key}"))
+        return {item.id: "ok" for item in items}
+
+    worker = Worker(
+        database=database,
+        metrics=Metrics(),
+        handlers={"test": Batched(many)},
+        clock=lambda: NOW,
+        worker_id="this-worker",
+    )
+    worker.sweep()
+    assert _statuses(database) == {
+        "test:0": ScheduledStatus.DONE,
+        "test:1": ScheduledStatus.CLAIMED,  # the other worker's now, untouched by this one
+        "test:2": ScheduledStatus.DONE,
+    }
+    assert _audit_rows(database) == ["ran test:0", "ran test:2"]
