@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from dialogs.types import (
     Direction,
     HandoffPriority,
     Purpose,
+    ScheduledStatus,
     YoungPersonStatus,
 )
 from storage import consent, handoffs, outbox, plans
@@ -58,6 +59,7 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_SCHEDULED = cast(sa.Table, ScheduledItem.__table__)
 
 DIALOG_TIMEOUT = "dialog_timeout"
 YOUNG_PERSON = ConsentSource.YOUNG_PERSON
@@ -442,12 +444,20 @@ class Conversations:
         repo.cancel_scheduled(
             session, moved, now=now, reason="dialog moved on", kind=DIALOG_TIMEOUT
         )
-        queued = [self._apply(session, turn, now, inbound) for turn in turns]
+        waits: list[dict[str, Any]] = []
+        queued = [self._apply(session, turn, now, inbound, waits) for turn in turns]
         repo.save_many(session, [turn.conversation for turn in turns], now)
+        if waits:
+            session.connection().execute(sa.insert(_SCHEDULED), waits)
         return self._write(session, queued)
 
     def _apply(
-        self, session: Session, turn: _Turn, now: datetime, inbound: Message | None
+        self,
+        session: Session,
+        turn: _Turn,
+        now: datetime,
+        inbound: Message | None,
+        waits: list[dict[str, Any]],
     ) -> list[_Queued]:
         person, conversation, result, channel = (
             turn.person,
@@ -463,7 +473,7 @@ class Conversations:
         conversation.misses = state.misses
         person.language = state.language
         for effect in result.effects:
-            self._effect(session, person, conversation, effect, channel, now, inbound)
+            self._effect(session, person, conversation, effect, channel, now, inbound, waits)
         queued = [self._queue(person, m, channel, now) for m in result.messages]
         if queued:
             conversation.last_outbound_at = now
@@ -501,6 +511,7 @@ class Conversations:
         channel: Channel,
         now: datetime,
         inbound: Message | None,
+        waits: list[dict[str, Any]],
     ) -> None:
         match effect:
             case model.SaveDream():
@@ -566,14 +577,18 @@ class Conversations:
             case model.ChangeLanguage():
                 person.language = effect.language
             case model.ScheduleTimeout():
-                # The wait belongs to the step the conversation now stands on.
-                session.add(
-                    ScheduledItem(
-                        kind=DIALOG_TIMEOUT,
-                        due_at=effect.due_at,
-                        idempotency_key=f"{DIALOG_TIMEOUT}:{person.id}:{uuid.uuid4().hex}",
-                        municipality_id=person.municipality_id,
-                        young_person_id=person.id,
-                        payload={"dialog": conversation.dialog, "step": conversation.step},
-                    )
+                # The wait belongs to the step the conversation now stands on; the turns' waits
+                # are written together (see _apply_all).
+                waits.append(
+                    {
+                        "kind": DIALOG_TIMEOUT,
+                        "due_at": effect.due_at,
+                        "idempotency_key": f"{DIALOG_TIMEOUT}:{person.id}:{uuid.uuid4().hex}",
+                        "municipality_id": person.municipality_id,
+                        "young_person_id": person.id,
+                        "payload": {"dialog": conversation.dialog, "step": conversation.step},
+                        "status": ScheduledStatus.PENDING,
+                        "attempts": 0,
+                        "created_at": now,
+                    }
                 )

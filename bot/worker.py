@@ -86,6 +86,7 @@ class Batched:
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=5)
 BATCH = 250
+WAKE_GAP = timedelta(milliseconds=50)
 
 
 def default_worker_id() -> str:
@@ -114,6 +115,7 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self._scheduler: BackgroundScheduler | None = None
+        self._wake_lock = threading.Lock()
 
     def sweep(self) -> int:
         """Run every due item once, then the after-sweep tasks (campaigns, the outbox), in turn.
@@ -156,7 +158,31 @@ class Worker:
                 break
         self.metrics.worker_sweeps.inc()
         self.metrics.worker_last_sweep.set(time.time())
+        self._wake_for_next(handled)
         return handled
+
+    def _wake_for_next(self, handled: int) -> None:
+        """Move the next sweep forward to when the next item falls due, if that comes before the
+        next poll: a reminder due at 10:00:00 runs at 10:00:00, not up to a poll later.
+
+        Items another process adds after this look are found by the regular poll.
+        """
+        if self._scheduler is None:
+            return
+        with self.database.session() as session:
+            due = schedule.next_due(session, kinds=self.handlers)
+        now = self.clock()
+        if due is None or (due <= now and not handled):
+            return  # nothing ahead, or rows another worker holds right now: the poll will do
+        # Not sooner than a moment from now: this sweep must have ended, or the next is skipped.
+        when = max(due, now + WAKE_GAP)
+        # Under the lock stop() takes first: a scheduler shutting down holds its job store while
+        # it waits for this job, and asking it for the job then would never return.
+        with self._wake_lock:
+            scheduler = self._scheduler
+            job = scheduler.get_job("sweep") if scheduler is not None else None
+            if job is not None and job.next_run_time is not None and when < job.next_run_time:
+                job.modify(next_run_time=when)
 
     def _run(self, item: ScheduledItem) -> None:
         # Read before the handler runs: a rollback expires the instance.
@@ -309,9 +335,10 @@ class Worker:
         log.info("worker started", extra={"worker": self.worker_id, "kinds": sorted(self.handlers)})
 
     def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
-            self._scheduler = None
+        with self._wake_lock:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
             log.info("worker stopped", extra={"worker": self.worker_id})
 
     def run_until(self, stop: threading.Event) -> None:

@@ -40,18 +40,22 @@ class Segments:
     count: int
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
+_LOOKALIKES = str.maketrans(GSM7_LOOKALIKES)
+
+
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return set(text) <= GSM7
 
 
 def count_segments(text: str) -> Segments:
     if is_gsm7(text):
-        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+        units = len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION.intersection(text))
         single, part = 160, 153
         encoding = "GSM-7"
     else:
         # Characters beyond the Basic Multilingual Plane (most emoji) take two UTF-16 units.
-        units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+        units = len(text.encode("utf-16-le", "surrogatepass")) // 2
         single, part = 70, 67
         encoding = "UCS-2"
     if units == 0:
@@ -62,7 +66,7 @@ def count_segments(text: str) -> Segments:
 
 def to_gsm7(text: str) -> str:
     """Replace look-alike characters (curly quotes, dashes) so the text can stay in GSM-7."""
-    return "".join(GSM7_LOOKALIKES.get(ch, ch) for ch in text)
+    return text.translate(_LOOKALIKES)
 
 
 def sms_text(text: str) -> str:

@@ -62,6 +62,15 @@ def claim_due(
     return list(items)
 
 
+def next_due(session: Session, *, kinds: Iterable[str]) -> datetime | None:
+    """When the earliest pending item of ``kinds`` falls due (None if there is none)."""
+    return session.scalar(
+        sa.select(sa.func.min(ScheduledItem.due_at)).where(
+            ScheduledItem.status == ScheduledStatus.PENDING, ScheduledItem.kind.in_(list(kinds))
+        )
+    )
+
+
 def release_stale(session: Session, *, now: datetime, lease: timedelta) -> int:
     """Give back items whose worker died while holding them (claimed longer ago than ``lease``)."""
     stale = sa.select(ScheduledItem.id).where(

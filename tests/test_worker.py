@@ -258,3 +258,28 @@ def test_a_batch_with_an_item_taken_over_meanwhile_keeps_only_its_own_work(
         "test:2": ScheduledStatus.DONE,
     }
     assert _audit_rows(database) == ["ran test:0", "ran test:2"]
+
+
+def test_a_running_worker_wakes_when_the_next_item_falls_due_not_at_the_next_poll(
+    database: Database,
+) -> None:
+    ran = threading.Event()
+    ran_at: list[datetime] = []
+
+    def handler(session: Session, item: ScheduledItem, now: datetime) -> str:
+        ran_at.append(datetime.now(UTC))
+        ran.set()
+        return "ok"
+
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    _add_items(database, 1, due=due)
+    worker = Worker(
+        database=database, metrics=Metrics(), handlers={"test": handler}, poll_seconds=600
+    )
+    worker.start()
+    try:
+        assert ran.wait(timeout=30), "the item waited for the next poll, ten minutes away"
+    finally:
+        worker.stop()
+    assert due <= ran_at[0] < due + timedelta(seconds=5)
+    assert _statuses(database) == {"test:0": ScheduledStatus.DONE}
