@@ -82,7 +82,8 @@ def _require_schema(runtime: Runtime) -> None:
 
 
 def _print_logins(language: str, base_url: str) -> None:
-    console.print(translate(language, "Demo-kommunen er klar. Log ind på {url} med:", url=base_url))
+    sign_in = base_url.rstrip("/") + "/sign-in"
+    console.print(translate(language, "Demo-kommunen er klar. Log ind på {url} med:", url=sign_in))
     for login in demo_data.LOGINS:
         console.print(f"  {login.role.value:<14} {login.email:<28} {login.password}")
 

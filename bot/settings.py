@@ -7,6 +7,7 @@ tests build theirs from a dict.
 from __future__ import annotations
 
 import re
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -65,11 +66,22 @@ class Settings(BaseSettings):
     sms_gsm7_lookalikes: bool = True
     max_webhook_bytes: int = 64 * 1024
 
+    # Staff sign-in: a session ends after this long without a request, and in any case this long
+    # after sign-in; this many wrong passwords in a row close sign-in for the lockout period.
+    session_idle_minutes: int = Field(default=8 * 60, ge=1, le=7 * 24 * 60)
+    session_max_hours: float = Field(default=12.0, gt=0, le=7 * 24)
+    sign_in_max_failures: int = Field(default=5, ge=1, le=100)
+    sign_in_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
+    # E-mail to staff (bot/mail.py); none is sent while the host is unset. "starttls" upgrades a
+    # plain connection (port 587 by default), "tls" speaks TLS from the first byte (465), "none"
+    # is for a relay on the same machine (25) and carries no password outside development.
     smtp_host: str | None = None
-    smtp_port: int = 587
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
 
     @property
     def is_development(self) -> bool:
@@ -80,12 +92,26 @@ class Settings(BaseSettings):
         return self.is_development if self.simulator_enabled is None else self.simulator_enabled
 
     @property
+    def secure_cookies(self) -> bool:
+        """Browsers reach Stifinder over https: cookies are ``Secure`` and ``__Host-``."""
+        return self.public_base_url.strip().lower().startswith("https://")
+
+    @property
     def telegram_enabled(self) -> bool:
         return self.telegram_bot_token is not None
 
     @property
     def sms_enabled(self) -> bool:
         return self.twilio_account_sid is not None and self.twilio_auth_token is not None
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        defaults = {"starttls": 587, "tls": 465, "none": 25}
+        return self.smtp_port if self.smtp_port is not None else defaults[self.smtp_security]
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -103,6 +129,31 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "STIFINDER_TELEGRAM_WEBHOOK_SECRET may hold only A-Z a-z 0-9 _ - (1 to 256 "
                 "characters): Telegram refuses anything else"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Settings:
+        if not self.mail_enabled:
+            return self
+        if self.smtp_from is None or "@" not in parseaddr(self.smtp_from)[1]:
+            raise ConfigurationError(
+                "STIFINDER_SMTP_FROM must be an address (Stifinder <noreply@kommune.dk>) when "
+                "STIFINDER_SMTP_HOST is set"
+            )
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ConfigurationError(
+                "STIFINDER_SMTP_USERNAME and STIFINDER_SMTP_PASSWORD go together: set both or "
+                "neither"
+            )
+        if (
+            self.smtp_security == "none"
+            and self.smtp_password is not None
+            and not self.is_development
+        ):
+            raise ConfigurationError(
+                "STIFINDER_SMTP_SECURITY=none would send STIFINDER_SMTP_PASSWORD unencrypted; "
+                "use starttls or tls"
             )
         return self
 

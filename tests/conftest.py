@@ -19,6 +19,9 @@ from storage import migrate
 from storage.db import Database
 from tests.pgserver import PostgresServer, PostgresUnavailableError
 
+# Browser fixtures (Playwright and Debian's Chromium): live_app, page, axe_check, Keyboard.
+pytest_plugins = ["tests.browser"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _counter = itertools.count()
 

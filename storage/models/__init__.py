@@ -1,6 +1,7 @@
 """Every table of Stifinder; importing this package registers them all on ``Base.metadata``."""
 
 from storage.models.audit import AuditEvent
+from storage.models.auth import SignInThrottle, StaffSession
 from storage.models.base import Base, utcnow
 from storage.models.conversation import Conversation, Handoff, InboundEvent, Message
 from storage.models.people import AppendOnlyError, ConsentEvent, YoungPerson, YoungPersonTag
@@ -36,7 +37,9 @@ __all__ = [
     "Municipality",
     "OutboxEntry",
     "ScheduledItem",
+    "SignInThrottle",
     "StaffAlert",
+    "StaffSession",
     "StaffUser",
     "SubGoal",
     "YoungPerson",

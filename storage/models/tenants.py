@@ -6,6 +6,7 @@ from datetime import datetime, time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dialogs.types import Role
@@ -73,7 +74,9 @@ class StaffUser(Base):
     backup_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("staff_user.id", ondelete="SET NULL")
     )
+    # Wrong passwords in a row; a failure longer ago than the lockout period starts a new count.
     failed_logins: Mapped[int] = mapped_column(default=0)
+    last_failed_login_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -81,7 +84,21 @@ class StaffUser(Base):
     municipality: Mapped[Municipality | None] = relationship(back_populates="staff")
     backup: Mapped[StaffUser | None] = relationship(remote_side=[id])
 
+    @hybrid_method
     def is_absent(self, at: datetime) -> bool:
+        """Away at ``at``: from ``absent_from`` until (not including) ``absent_until``, which may
+        be open. The same rule in SQL (``StaffUser.is_absent(now)``) decides who covers."""
         if self.absent_from is None:
             return False
         return self.absent_from <= at and (self.absent_until is None or at < self.absent_until)
+
+    # mypy binds the hybrid inside the class body, so it cannot see ``inplace`` here; the
+    # class-level ``StaffUser.is_absent(at)`` is still typed (a SQL expression of bool).
+    @is_absent.inplace.expression  # type: ignore[attr-defined, untyped-decorator]
+    @classmethod
+    def _is_absent_in_sql(cls, at: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            cls.absent_from.is_not(None),
+            cls.absent_from <= at,
+            sa.or_(cls.absent_until.is_(None), cls.absent_until > at),
+        )
