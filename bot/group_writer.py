@@ -10,6 +10,11 @@ and a second thread checkpoints in the background (``PRAGMA wal_checkpoint(PASSI
 never blocks a writer). Otherwise every thousandth page would make one of the writer's commits
 copy the WAL into the database and fsync it, and every request waiting on that batch would wait
 for the disk: hundreds of milliseconds on a slow one.
+
+Its connection also never waits in SQLite's busy handler: when another connection (the worker's
+turn) holds the write lock, the handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries, so a
+batch could wait a quarter of a second after the lock was already free. The writer takes the lock
+with ``BEGIN IMMEDIATE`` and, while it is held, tries again every half millisecond instead.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 CHECKPOINT_SECONDS = 0.5
+LOCK_RETRY_SECONDS = 0.0005
+LOCK_TIMEOUT_SECONDS = 10.0
 _STOP = object()
 Waiting = tuple[dict[str, Any], asyncio.Future[None], asyncio.AbstractEventLoop]
 
@@ -52,6 +60,7 @@ class GroupWriter:
         self._stopping = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self.checkpoints = 0
+        self.lock_waits = 0  # tries that found the write lock held (SQLite)
 
     def _start(self) -> None:
         with self._lock:
@@ -90,12 +99,30 @@ class GroupWriter:
             return
         with self.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")  # see _begin_immediate
             connection.commit()
             try:
                 self._serve(connection)
             finally:
                 connection.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
+                connection.exec_driver_sql("PRAGMA busy_timeout=10000")
                 connection.commit()
+
+    def _begin_immediate(self, connection: sa.Connection) -> None:
+        """Take SQLite's write lock now, trying again every half millisecond while another
+        connection holds it (up to ``LOCK_TIMEOUT_SECONDS``, then the error goes to the requests).
+        """
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as error:
+                connection.rollback()
+                if "locked" not in str(error.orig) or time.monotonic() > deadline:
+                    raise
+                self.lock_waits += 1
+            time.sleep(LOCK_RETRY_SECONDS)
 
     def _commit(self, connection: sa.Connection | None, rows: list[dict[str, Any]]) -> None:
         if connection is None:
@@ -103,6 +130,7 @@ class GroupWriter:
                 pooled.execute(self.statement, rows)
             return
         try:
+            self._begin_immediate(connection)
             connection.execute(self.statement, rows)
             connection.commit()
         except BaseException:

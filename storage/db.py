@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +58,35 @@ def reserve_ids(session: Session, table: str, count: int) -> list[int] | None:
             {"table": table, "n": count},
         )
     )
+
+
+def copy_rows(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) with PostgreSQL's ``COPY``, in the session's
+    transaction: the fastest way in, many times quicker than an ``executemany``.
+
+    It bypasses SQLAlchemy's types, so only plain values may be given: enums go in as their
+    values, and a naive datetime is refused as the column type would.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{table.c[column].name}"' for column in columns)
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # a checked-out connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row([_plain(row[column]) for column in columns])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given; use timezone-aware times only")
+    return value
 
 
 class Database:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from dialogs.sms import count_segments
 from dialogs.types import Author, Channel, DeliveryStatus, Direction, OutboxStatus, Purpose
-from storage.db import reserve_ids
+from storage.db import copy_rows, reserve_ids
 from storage.models import Message, OutboxEntry
 
 _MESSAGE = cast(sa.Table, Message.__table__)
@@ -80,9 +80,9 @@ def insert_rows(
     """Outgoing messages given as rows (see :func:`outgoing_row`), each with its outbox row; the
     new message ids, in order.
 
-    On PostgreSQL the message ids are reserved from the sequence and both tables take one
-    ``executemany`` each; SQLite cannot hand back many new ids in order, so there the messages go
-    in one by one and the outbox rows together.
+    On PostgreSQL the message ids are reserved from the sequence and both tables are written with
+    ``COPY``; SQLite cannot hand back many new ids in order, so there the messages go in one by
+    one and the outbox rows in one ``executemany``.
     """
     if not rows:
         return []
@@ -90,8 +90,9 @@ def insert_rows(
     connection = session.connection()
     ids = reserve_ids(session, "message", len(rows))
     if ids is not None:
-        connection.execute(
-            sa.insert(_MESSAGE),
+        copy_rows(
+            session,
+            _MESSAGE,
             [row | {"id": message_id} for message_id, (row, _, _) in zip(ids, rows, strict=True)],
         )
     else:
@@ -100,22 +101,23 @@ def insert_rows(
             key = connection.execute(sa.insert(_MESSAGE), row).inserted_primary_key
             assert key is not None  # an INSERT of one row
             ids.append(int(key[0]))
-    connection.execute(
-        sa.insert(_OUTBOX),
-        [
-            {
-                "message_id": message_id,
-                "channel": row["channel"],
-                "purpose": purpose,
-                "status": OutboxStatus.PENDING,
-                "not_before": not_before,
-                "attempts": 0,
-                "unknown_outcomes": 0,
-                "created_at": row["created_at"],
-            }
-            for message_id, (row, purpose, not_before) in zip(ids, rows, strict=True)
-        ],
-    )
+    entries = [
+        {
+            "message_id": message_id,
+            "channel": row["channel"],
+            "purpose": purpose,
+            "status": OutboxStatus.PENDING,
+            "not_before": not_before,
+            "attempts": 0,
+            "unknown_outcomes": 0,
+            "created_at": row["created_at"],
+        }
+        for message_id, (row, purpose, not_before) in zip(ids, rows, strict=True)
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        copy_rows(session, _OUTBOX, entries)
+    else:
+        connection.execute(sa.insert(_OUTBOX), entries)
     return ids
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,4 +76,35 @@ def test_sqlite_wal_is_checkpointed_beside_the_writer(tmp_path: Path) -> None:
         assert (
             connection.execute(sa.select(sa.func.count()).select_from(InboundEvent)).scalar() == 500
         )
+    database.dispose()
+
+
+def test_on_sqlite_the_writer_waits_out_another_writer_by_trying_again(tmp_path: Path) -> None:
+    """Its connection never sleeps in SQLite's busy handler (1, 2, 5 ... 100 ms between tries):
+    it takes the write lock with BEGIN IMMEDIATE and tries again itself while another
+    connection holds it, and the row is stored once that one commits."""
+    database = Database(f"sqlite:///{tmp_path}/locked.db")
+    InboundEvent.metadata.create_all(database.engine)
+    writer = GroupWriter(database.engine, inbound.insert_statement(database.dialect))
+    released: list[float] = []
+
+    async def store_while_locked() -> float:
+        with database.engine.connect() as other:
+            other.exec_driver_sql("BEGIN IMMEDIATE")  # the worker's turn, say
+            stored = asyncio.create_task(writer.store(_row("SM1")))
+            await asyncio.sleep(0.3)
+            assert not stored.done()  # it waits for the lock, it does not fail
+            other.commit()
+            released.append(time.monotonic())
+        await stored
+        return time.monotonic()
+
+    try:
+        done = asyncio.run(store_while_locked())
+    finally:
+        writer.stop()
+    assert writer.lock_waits > 0
+    assert done >= released[0]
+    with database.session() as session:
+        assert session.scalars(sa.select(InboundEvent.dedupe_key)).all() == ["SM1"]
     database.dispose()
