@@ -541,7 +541,9 @@ class Campaigns:
         )
         if channel is Channel.SMS:
             text = sms_text(text)
-        return outbox.outgoing(channel=channel, text=text, now=now, young_person_id=person.id)
+        return Message(
+            **outbox.outgoing_row(channel=channel, text=text, now=now, young_person_id=person.id)
+        )
 
     @staticmethod
     def _queued(recipient: CampaignRecipient, message_id: int, now: datetime) -> None:

@@ -33,14 +33,16 @@ def enqueue(
 ) -> Message:
     """A message to a young person (or, with ``address``, to someone not known), to be sent
     from ``not_before`` (default ``now``) on. The SMS segment count is stored with it."""
-    message = outgoing(
-        channel=channel,
-        text=text,
-        now=now,
-        young_person_id=young_person_id,
-        address=address,
-        author=author,
-        staff_id=staff_id,
+    message = Message(
+        **outgoing_row(
+            channel=channel,
+            text=text,
+            now=now,
+            young_person_id=young_person_id,
+            address=address,
+            author=author,
+            staff_id=staff_id,
+        )
     )
     session.add(message)
     session.flush()
@@ -119,30 +121,6 @@ def insert_rows(
     else:
         connection.execute(sa.insert(_OUTBOX), entries)
     return ids
-
-
-def outgoing(
-    *,
-    channel: Channel,
-    text: str,
-    now: datetime,
-    young_person_id: int | None = None,
-    address: str | None = None,
-    author: Author = Author.BOT,
-    staff_id: int | None = None,
-) -> Message:
-    """An outgoing message row, not yet added to a session."""
-    return Message(
-        **outgoing_row(
-            channel=channel,
-            text=text,
-            now=now,
-            young_person_id=young_person_id,
-            address=address,
-            author=author,
-            staff_id=staff_id,
-        )
-    )
 
 
 def outgoing_row(
