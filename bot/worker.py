@@ -18,6 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -86,6 +87,7 @@ class Batched:
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=5)
 BATCH = 250
+IN_FLIGHT = 2  # batches of one sweep worked on at once
 WAKE_GAP = timedelta(milliseconds=50)
 
 
@@ -134,28 +136,38 @@ class Worker:
         if released:
             log.warning("released items of a stopped worker", extra={"count": released})
         handled = 0
-        while True:
-            with self.database.session() as session:
-                items = schedule.claim_due(
-                    session,
-                    now=self.clock(),
-                    worker_id=self.worker_id,
-                    kinds=self.handlers,
-                    limit=BATCH,
-                )
-            by_kind: dict[str, list[ScheduledItem]] = defaultdict(list)
-            for item in items:
-                by_kind[item.kind].append(item)
-            for kind, group in by_kind.items():
-                handler = self.handlers[kind]
-                if isinstance(handler, Batched) and len(group) > 1:
-                    self._run_many(handler, kind, group)
-                else:
-                    for item in group:
-                        self._run(item)
-            handled += len(items)
-            if len(items) < BATCH:
-                break
+        # A batch waits on the database for much of its time: the next one is claimed and
+        # worked on meanwhile, in a second thread, so the two overlap (each its own transaction).
+        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="stifinder-batch") as pool:
+            running: set[Future[None]] = set()
+            while True:
+                with self.database.session() as session:
+                    items = schedule.claim_due(
+                        session,
+                        now=self.clock(),
+                        worker_id=self.worker_id,
+                        kinds=self.handlers,
+                        limit=BATCH,
+                    )
+                by_kind: dict[str, list[ScheduledItem]] = defaultdict(list)
+                for item in items:
+                    by_kind[item.kind].append(item)
+                for kind, group in by_kind.items():
+                    handler = self.handlers[kind]
+                    if isinstance(handler, Batched) and len(group) > 1:
+                        while len(running) >= IN_FLIGHT:
+                            done, running = wait(running, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                future.result()
+                        running.add(pool.submit(self._run_many, handler, kind, group))
+                    else:
+                        for item in group:
+                            self._run(item)
+                handled += len(items)
+                if len(items) < BATCH:
+                    break
+            for future in running:
+                future.result()
         self.metrics.worker_sweeps.inc()
         self.metrics.worker_last_sweep.set(time.time())
         self._wake_for_next(handled)
