@@ -37,6 +37,7 @@ from dialogs.sms import count_segments, sms_text
 from dialogs.types import (
     CampaignStatus,
     Channel,
+    Holder,
     OutboxStatus,
     Purpose,
     RecipientStatus,
@@ -51,6 +52,7 @@ from storage.db import Database
 from storage.models import (
     Campaign,
     CampaignRecipient,
+    Conversation,
     Meeting,
     Message,
     Municipality,
@@ -462,8 +464,20 @@ class Campaigns:
                     .options(selectinload(YoungPerson.municipality))
                 ).all()
                 held = {c.id: c for c in self._campaigns(session, batch)}
+                # Young people a staff member is talking with (or about to): left alone.
+                with_staff = set(
+                    session.scalars(
+                        sa.select(Conversation.young_person_id).where(
+                            Conversation.young_person_id.in_([r.young_person_id for r in batch]),
+                            Conversation.holder != Holder.BOT,
+                        )
+                    )
+                )
                 written: list[tuple[CampaignRecipient, Message]] = []
                 for recipient in batch:
+                    if recipient.young_person_id in with_staff:
+                        self._skip(recipient, "with_staff", now)
+                        continue
                     message = self._settle(session, recipient, held[recipient.campaign_id], now)
                     if message is not None:
                         written.append((recipient, message))

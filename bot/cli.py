@@ -519,6 +519,7 @@ REASONS = {
     "no_channel": N_("ingen kanal"),
     "meeting_changed": N_("mødet er flyttet eller aflyst"),
     "conversation_busy": N_("midt i en anden samtale"),
+    "with_staff": N_("en medarbejder har samtalen"),
     "campaign_cancelled": N_("kampagnen er annulleret"),
     "quiet_hours": N_("stille timer"),
     "due_time": N_("sendetidspunktet"),

@@ -38,11 +38,12 @@ from dialogs.types import (
     DeliveryStatus,
     Direction,
     HandoffPriority,
+    Holder,
     Purpose,
     ScheduledStatus,
     YoungPersonStatus,
 )
-from storage import consent, handoffs, outbox, plans
+from storage import consent, handoffs, inbox, outbox, plans
 from storage import conversations as repo
 from storage.db import Database
 from storage.models import (
@@ -165,6 +166,7 @@ class Conversations:
             turn = _Turn(person, conversation, result, channel)
             [sent] = self._apply_all(session, [turn], now, inbound)
             followups.on_inbound(session, person, now)  # the silence chain counts from here
+            inbox.reopen_on_inbound(session, person, conversation, now)  # their handoff reopens
             return sent
 
         return self._in_turn(young_person_id, turn)
@@ -189,6 +191,9 @@ class Conversations:
                 )
             )
             person.last_inbound_at = now
+            inbox.reopen_on_inbound(session, person, conversation, now)
+            if conversation.holder is not Holder.BOT:
+                return []  # a human holds (or is awaited): the bot stays silent
             text = translator(person.language).gettext(reply)
             queued = self._queue(person, model.Outgoing(text), channel, now)
             [sent] = self._write(session, [[queued]])

@@ -37,7 +37,7 @@ from dialogs.types import (
     ScheduledStatus,
     YoungPersonStatus,
 )
-from storage import handoffs, plans
+from storage import alerts, handoffs, plans
 from storage.models import (
     Conversation,
     Goal,
@@ -197,10 +197,10 @@ class FollowUps:
             raise Expired("young person closed")
         assert sub_goal.due_date is not None
         due = sub_goal.due_date.isoformat()
-        staff = plans.kontaktperson_ids(person, now) or plans.coordinator_ids(
+        staff = plans.kontaktperson_ids(person, now) or alerts.coordinator_ids(
             session, person.municipality_id
         )
-        raised = plans.raise_alerts(
+        raised = alerts.raise_alerts(
             session,
             kind=AlertKind.SUB_GOAL_OVERDUE,
             key=f"{plans.SUB_GOAL_OVERDUE}:{sub_goal.id}:{due}",
@@ -268,10 +268,10 @@ class FollowUps:
         if met is not None:
             return f"met at {plans.iso(met)}; no alert"
         deadline = case.contact_due_at if contact else case.offer_due_at
-        staff = plans.kontaktperson_ids(person, now) + plans.coordinator_ids(
+        staff = plans.kontaktperson_ids(person, now) + alerts.coordinator_ids(
             session, case.municipality_id
         )
-        raised = plans.raise_alerts(
+        raised = alerts.raise_alerts(
             session,
             kind=AlertKind(item.kind),
             key=f"{item.kind}:{case.id}",

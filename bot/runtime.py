@@ -17,6 +17,7 @@ from bot.group_writer import GroupWriter
 from bot.inbound import Inbound
 from bot.lexicons import all_lexicons
 from bot.metrics import Metrics
+from bot.notify import Notifier
 from bot.outbox import Dispatcher, Limits
 from bot.pump import Pump
 from bot.settings import Settings
@@ -110,12 +111,17 @@ class Runtime:
     def pump(self) -> Pump:
         return Pump([self.inbound.process_pending, self.dispatcher.dispatch_due])
 
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.settings)
+
     def handlers(self) -> dict[str, Handler]:
         """The scheduled-item kinds this installation runs, by kind."""
         return {
             DIALOG_TIMEOUT: self.conversations.handle_timeout_item,
             **FollowUps(self.conversations).handlers(),
             **self.campaigns.handlers(),
+            **self.notifier.handlers(),
         }
 
     def worker(self) -> Worker:

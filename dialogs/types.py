@@ -201,3 +201,5 @@ class AlertKind(StrEnum):
     KUI_CONTACT_MISSED = "kui_contact_missed"
     KUI_OFFER_DUE = "kui_offer_due"
     KUI_OFFER_MISSED = "kui_offer_missed"
+    HANDOFF_OPENED = "handoff_opened"
+    HANDOFF_UNANSWERED = "handoff_unanswered"

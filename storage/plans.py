@@ -14,7 +14,6 @@ cancelled item back rather than leaving a key that blocks it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -39,7 +38,6 @@ from dialogs.types import (
     GoalStatus,
     MeetingStatus,
     Occupation,
-    Role,
     ScheduledStatus,
     YoungPersonStatus,
 )
@@ -52,8 +50,6 @@ from storage.models import (
     Message,
     Municipality,
     ScheduledItem,
-    StaffAlert,
-    StaffUser,
     SubGoal,
     YoungPerson,
 )
@@ -725,60 +721,3 @@ def kontaktperson_ids(person: YoungPerson, now: datetime) -> list[int]:
     if standing_in is not None and standing_in not in ids:
         ids.append(standing_in)
     return ids
-
-
-def coordinator_ids(session: Session, municipality_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            sa.select(StaffUser.id)
-            .where(
-                StaffUser.municipality_id == municipality_id,
-                StaffUser.role == Role.COORDINATOR,
-                StaffUser.is_active.is_(True),
-            )
-            .order_by(StaffUser.id)
-        ).all()
-    )
-
-
-def raise_alerts(
-    session: Session,
-    *,
-    kind: AlertKind,
-    key: str,
-    staff_ids: Iterable[int],
-    person: YoungPerson,
-    due_at: datetime | None,
-    now: datetime,
-    details: dict[str, Any] | None = None,
-) -> list[int]:
-    """One alert per staff member, keyed ``{key}:{staff_id}``; returns whom it was raised for
-    (an alert raised before is not raised again)."""
-    raised: list[int] = []
-    for staff_id in _unique(staff_ids):
-        alert_key = f"{key}:{staff_id}"
-        exists = session.scalar(sa.select(StaffAlert.id).where(StaffAlert.key == alert_key))
-        if exists is not None:
-            continue
-        try:
-            with session.begin_nested():
-                session.add(
-                    StaffAlert(
-                        key=alert_key,
-                        kind=kind,
-                        municipality_id=person.municipality_id,
-                        staff_id=staff_id,
-                        young_person_id=person.id,
-                        due_at=due_at,
-                        details=dict(details or {}),
-                        created_at=now,
-                    )
-                )
-        except sa.exc.IntegrityError:
-            continue  # another process raised it first
-        raised.append(staff_id)
-    return raised
-
-
-def _unique(ids: Iterable[int]) -> Sequence[int]:
-    return list(dict.fromkeys(ids))

@@ -23,6 +23,7 @@ from dialogs.types import (
     CampaignStatus,
     Channel,
     Direction,
+    Holder,
     OutboxStatus,
     RecipientStatus,
     ScheduledStatus,
@@ -32,6 +33,7 @@ from storage.campaigns import Audience, AudienceError
 from storage.db import Database
 from storage.models import (
     CampaignRecipient,
+    Conversation,
     Meeting,
     Message,
     Municipality,
@@ -286,6 +288,17 @@ def test_opting_out_skips_what_is_pending_at_once(world: World) -> None:
     assert world.recipients(campaign_id)["Omar"] == (RecipientStatus.SKIPPED, "opted_out")
     world.worker.sweep()
     assert "Hej Omar" not in " ".join(world.texts_to("Omar"))
+
+
+def test_a_young_person_a_staff_member_is_talking_with_is_left_out(world: World) -> None:
+    with world.database.session() as session:
+        session.add(Conversation(young_person_id=world.ids["Liv"], holder=Holder.HUMAN))
+    campaign_id = world.launch()
+    world.worker.sweep()
+    world.worker.sweep()
+    assert world.texts_to("Liv") == []
+    assert world.recipients(campaign_id)["Liv"] == (RecipientStatus.SKIPPED, "with_staff")
+    assert world.texts_to("Mads") == ["Hej Mads, vi holder åbent hus i dag."]
 
 
 def test_pause_resume_and_cancel(world: World) -> None:

@@ -14,7 +14,6 @@ it answers 404, so its existence is not revealed. Every change is audited (``sto
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 from bot.passwords import MIN_LENGTH, hash_password
 from bot.runtime import Runtime
 from bot.web.auth import Refused, SignedIn, check_csrf, is_api_like, private, require_role
+from bot.web.forms import parse_day
 from bot.web.pages import Pages
 from bot.web.staff import absence_days, absence_range, day_text, zone_of
 from dialogs.i18n import N_
@@ -75,24 +75,6 @@ def _managed(session: Session, request: Request, me: SignedIn, staff_id: int) ->
     if not access.can_manage(session, me.load(session), staff_id):
         raise _not_found(request)
     return session.get_one(StaffUser, staff_id)
-
-
-def _date(value: str) -> date | None:
-    """A date as a date field sends it (2026-12-24), or as people write it (24-12-2026,
-    24.12.2026, 24/12/2026); None if it is none of these."""
-    value = value.strip()
-    day: date | None = None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        parts = value.replace(".", "-").replace("/", "-").split("-")
-        if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
-            try:
-                day = date(int(parts[2]), int(parts[1]), int(parts[0]))
-            except ValueError:
-                day = None
-    # Far-off years are typing mistakes (and the end of year 9999 is no date at all).
-    return day if day is not None and 2000 <= day.year <= 2200 else None
 
 
 def _redirect(path: str, done: str) -> RedirectResponse:
@@ -407,7 +389,7 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
     ) -> Response:
         values = {"absent_from": absent_from, "absent_until": absent_until, "backup": backup}
         errors: dict[str, Message] = {}
-        first, last = _date(absent_from), _date(absent_until)
+        first, last = parse_day(absent_from), parse_day(absent_until)
         if clear:
             first = last = None
         else:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.metrics import Metrics
 from bot.runtime import Runtime
-from bot.web import admin, api, auth, simulator, staff, webhooks
+from bot.web import admin, api, auth, inbox, live, people, simulator, staff, webhooks
 from bot.web.pages import Pages
 from storage import migrate
 
@@ -136,7 +136,10 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     auth.install(app, runtime, pages)
     app.include_router(auth.router(runtime, pages))
     app.include_router(staff.router(runtime, pages))
+    app.include_router(inbox.router(runtime, pages))
+    app.include_router(live.router(runtime))
     app.include_router(admin.router(runtime, pages))
+    app.include_router(people.router(runtime, pages))
     if runtime.settings.simulator:
         app.include_router(simulator.router(runtime, pages))
     app.include_router(webhooks.router(runtime))

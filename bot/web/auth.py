@@ -262,7 +262,14 @@ def safe_next(value: str | None, *, default: str = HOME) -> str:
 
 
 def private(pages: Pages, request: Request, name: str, **context: object) -> HTMLResponse:
-    """A page for a signed-in reader: rendered, and never kept by a browser or proxy cache."""
+    """A page for a signed-in reader: rendered, and never kept by a browser or proxy cache.
+
+    It carries where the live stream stood when it was rendered, so that its first connection
+    to /live misses nothing that happened in between.
+    """
+    from bot.web.live import position  # the live stream builds on this module
+
+    context.setdefault("live_since", position(request.app.state.runtime.database))
     response = pages.render(request, name, **context)
     response.headers["Cache-Control"] = "no-store"
     return response

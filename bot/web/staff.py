@@ -13,11 +13,12 @@ from babel.dates import format_date
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from bot.notify import REASONS
 from bot.runtime import Runtime
 from bot.web.auth import HOME, Staff, check_csrf, private
 from bot.web.pages import Pages
-from dialogs.types import Role
-from storage import access
+from dialogs.types import AlertKind, HandoffPriority, HandoffReason, Role
+from storage import access, handoffs
 from storage.models import Municipality, StaffUser, YoungPerson, utcnow
 
 
@@ -47,6 +48,11 @@ def absence_range(
     start = datetime.combine(first, time(0), zone) if first is not None else None
     end = datetime.combine(last + timedelta(days=1), time(0), zone) if last is not None else None
     return start, end
+
+
+def pages_reason(reason: HandoffReason) -> str:
+    """The Danish source text of a handoff's reason; the template translates it."""
+    return REASONS[reason]
 
 
 def router(runtime: Runtime, pages: Pages) -> APIRouter:
@@ -82,8 +88,25 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
                     "last": day_text(last, language),
                     "backup": staff.backup.name if staff.backup is not None else None,
                 }
+            waiting = [
+                {
+                    "id": alert.young_person_id,
+                    "first_name": alert.first_name,
+                    "reason": pages_reason(alert.reason),
+                    "urgent": alert.priority is HandoffPriority.URGENT,
+                    "escalated": alert.kind is AlertKind.HANDOFF_UNANSWERED,
+                }
+                for alert in handoffs.waiting_alerts(session, staff, now)
+            ]
         return private(
-            pages, request, "staff_home.html", me=me, visible=visible, covering=covering, away=away
+            pages,
+            request,
+            "staff_home.html",
+            me=me,
+            visible=visible,
+            covering=covering,
+            away=away,
+            waiting=waiting,
         )
 
     return routes

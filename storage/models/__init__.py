@@ -4,6 +4,7 @@ from storage.models.audit import AuditEvent
 from storage.models.auth import SignInThrottle, StaffSession
 from storage.models.base import Base, utcnow
 from storage.models.conversation import Conversation, Handoff, InboundEvent, Message
+from storage.models.inbox import CannedReply, StaffNote
 from storage.models.people import AppendOnlyError, ConsentEvent, YoungPerson, YoungPersonTag
 from storage.models.plan import Dream, Goal, Meeting, SubGoal
 from storage.models.scheduling import (
@@ -25,6 +26,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignRecipient",
+    "CannedReply",
     "ConsentEvent",
     "Conversation",
     "Dream",
@@ -39,6 +41,7 @@ __all__ = [
     "ScheduledItem",
     "SignInThrottle",
     "StaffAlert",
+    "StaffNote",
     "StaffSession",
     "StaffUser",
     "SubGoal",

@@ -48,6 +48,8 @@ class Municipality(Base):
     sub_goal_check_in_days: Mapped[list[int]] = mapped_column(JSONType, default=lambda: [3, 0])
     # Per-channel sender settings, e.g. {"sms": {"from": "+45..."}, "telegram": {"bot": "..."}}.
     sender_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A handoff must get a human answer within this many minutes, else the coordinator is alerted.
+    handoff_answer_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     staff: Mapped[list[StaffUser]] = relationship(back_populates="municipality")
