@@ -430,6 +430,23 @@ def set_sub_goal_due_date(
     schedule_sub_goal_items(session, sub_goal, now=now)
 
 
+def change_goal(
+    session: Session,
+    goal: Goal,
+    *,
+    title: str,
+    description: str | None,
+    status: GoalStatus,
+    now: datetime,
+) -> None:
+    """A goal's words and status. A goal schedules nothing of its own: its sub-goals, each with
+    its own status and due date, keep their check-ins."""
+    goal.title = title
+    goal.description = description
+    goal.status = status
+    goal.updated_at = now
+
+
 def set_sub_goal_status(
     session: Session, sub_goal: SubGoal, status: GoalStatus, *, now: datetime
 ) -> None:

@@ -257,6 +257,41 @@ def test_goals_and_sub_goals_through_the_page_change_the_plan_and_its_check_ins(
     assert len(site.events("young_person.sub_goal_added", "mads")) == 1
 
 
+def test_a_goal_is_edited_and_marked_done_through_the_page(site: Site) -> None:
+    karin = site.browser("karin")
+    page = site.page("mads")
+    post_form(karin, page, f"{page}/goals", title="Starte på FGU", description="")
+    with site.runtime.database.session() as session:
+        goal_id = session.scalars(sa.select(Goal.id)).one()
+    response = post_form(
+        karin,
+        page,
+        f"{page}/goals/{goal_id}",
+        title="Starte på FGU i august",
+        description="Med en praktik først",
+        status="done",
+    )
+    assert (response.status_code, response.headers["location"]) == (
+        303,
+        f"{page}?done=goal_changed#goal-{goal_id}",
+    )
+    with site.runtime.database.session() as session:
+        goal = session.get_one(Goal, goal_id)
+        assert (goal.title, goal.description, goal.status) == (
+            "Starte på FGU i august",
+            "Med en praktik først",
+            GoalStatus.DONE,
+        )
+    [event] = site.events("young_person.goal_changed", "mads")
+    assert (event.details["status"], event.details["status_before"]) == ("done", "planned")
+    # A status that does not exist changes nothing and says which field is wrong.
+    response = post_form(karin, page, f"{page}/goals/{goal_id}", title="X", status="finished")
+    assert response.status_code == 400
+    assert "Vælg en status." in response.text
+    with site.runtime.database.session() as session:
+        assert session.get_one(Goal, goal_id).title == "Starte på FGU i august"
+
+
 def test_form_errors_are_shown_and_change_nothing(site: Site) -> None:
     karin = site.browser("karin")
     page = site.page("mads")

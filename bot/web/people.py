@@ -127,6 +127,7 @@ ACTION_LABELS = {
     "young_person.goal_added": N_("tilføjede et mål"),
     "young_person.sub_goal_added": N_("tilføjede et delmål"),
     "young_person.sub_goal_changed": N_("ændrede et delmål"),
+    "young_person.goal_changed": N_("ændrede et mål"),
     "young_person.meeting_created": N_("oprettede et møde"),
     "young_person.meeting_moved": N_("flyttede et møde"),
     "young_person.meeting_cancelled": N_("aflyste et møde"),
@@ -148,6 +149,7 @@ DONE = {
     "goal": N_("Målet er tilføjet."),
     "sub_goal": N_("Delmålet er tilføjet. Påmindelserne følger fristen."),
     "sub_goal_changed": N_("Delmålet er gemt."),
+    "goal_changed": N_("Målet er gemt."),
     "sub_goal_done": N_("Delmålet er markeret som klaret."),
     "meeting": N_("Mødet er oprettet, og påmindelserne er planlagt."),
     "moved": N_("Mødet er flyttet, og påmindelserne følger med."),
@@ -306,6 +308,7 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
                         "title": g.goal.title,
                         "description": g.goal.description,
                         "status": GOAL_STATUS_LABELS[g.goal.status],
+                        "status_value": g.goal.status.value,
                         "due": _day(g.goal.due_date, language),
                         "sub_goals": [
                             {
@@ -543,6 +546,55 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
             _record(session, me, person, "young_person.goal_added", goal_id=goal.id)
 
         return _change(request, me, person_id, work, "goal", "plan")
+
+    @routes.post("/{person_id}/goals/{goal_id}", response_class=HTMLResponse)
+    def change_goal(
+        request: Request,
+        me: Reader,
+        person_id: PersonId,
+        goal_id: ItemId,
+        title: Text = "",
+        description: Text = "",
+        status: Text = "",
+    ) -> Response:
+        def work(session: Session, person: YoungPerson, now: datetime) -> None:
+            goal: Goal = _owned(session, request, Goal, goal_id, person.id)
+            prefix = f"goal-{goal.id}"
+            values = {
+                f"{prefix}-title": title,
+                f"{prefix}-description": description,
+                f"{prefix}-status": status,
+            }
+            errors: dict[str, Message] = {}
+            if not title.strip():
+                errors[f"{prefix}-title"] = (N_("Skriv målet."), {})
+            elif len(title.strip()) > MAX_TITLE:
+                errors[f"{prefix}-title"] = (N_("Højst {n} tegn."), {"n": MAX_TITLE})
+            new_status = next((s for s in GoalStatus if s.value == status), None)
+            if new_status is None:
+                errors[f"{prefix}-status"] = (N_("Vælg en status."), {})
+            if errors or new_status is None:
+                raise FormError(errors, values, prefix)
+            before = goal.status
+            plans.change_goal(
+                session,
+                goal,
+                title=title.strip(),
+                description=description.strip() or None,
+                status=new_status,
+                now=now,
+            )
+            _record(
+                session,
+                me,
+                person,
+                "young_person.goal_changed",
+                goal_id=goal.id,
+                status=new_status.value,
+                status_before=before.value,
+            )
+
+        return _change(request, me, person_id, work, "goal_changed", f"goal-{goal_id}")
 
     def _sub_goal_fields(
         prefix: str, title: str, due_date: str, values: dict[str, str], opened: str
