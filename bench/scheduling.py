@@ -1390,17 +1390,11 @@ def reminders_text(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def default_threads() -> int:
-    """Threads of asyncio's default executor (``asyncio.to_thread``) on this machine."""
-    return min(32, (os.cpu_count() or 1) + 4)
-
-
 def scale_text(results: dict[str, Any]) -> str:
     rows = results.get("scale")
     if not rows:
         return ""
     one = rows[0]["rate"]
-    threads = default_threads()
     lines = [
         "## 4. Scale-out on one PostgreSQL",
         "",
@@ -1437,13 +1431,23 @@ def scale_text(results: dict[str, Any]) -> str:
     lines.append(
         f"- One worker keeps {first['mean_in_flight']:.1f} requests in flight on average (at "
         f"most {first['max_in_flight']}), which at {SCALE_DELAY_S * 1000:.0f} ms a call is "
-        f"{first['mean_in_flight'] / SCALE_DELAY_S:.0f}/s: the rate it reached. The twilio "
-        "adapter calls the blocking SDK through `asyncio.to_thread`, whose default executor has "
-        f"min(32, CPUs + 4) = {threads} threads here, so one worker cannot have more than "
-        f"{threads} sends in flight ({threads / SCALE_DELAY_S:.0f}/s at "
-        f"{SCALE_DELAY_S * 1000:.0f} ms), whatever `Limits.concurrency` (16) allows; and each "
-        "batch of 200 waits for its slowest send before it is recorded and the next is claimed."
+        f"{first['mean_in_flight'] / SCALE_DELAY_S:.0f}/s: about the rate it reached. The "
+        "dispatcher sends through a pool of `Limits.concurrency` (16) threads of its own, so one "
+        f"worker has up to 16 sends in flight ({16 / SCALE_DELAY_S:.0f}/s at "
+        f"{SCALE_DELAY_S * 1000:.0f} ms); each batch of 200 waits for its slowest send before it "
+        "is recorded and the next is claimed."
     )
+
+    def per_call(row: dict[str, Any]) -> float:
+        return float(row["mean_in_flight"]) / max(float(row["rate"]), 1e-9) * 1000
+
+    for row in rows[1:]:
+        lines.append(
+            f"- {row['workers']} workers keep {row['mean_in_flight']:.1f} requests in flight (at "
+            f"most {row['max_in_flight']}) for {row['rate']:.0f}/s: by Little's law a call took "
+            f"{per_call(row):.0f} ms on average, against {per_call(first):.0f} ms with one "
+            "worker. The extra workers add requests in flight, but each takes longer."
+        )
     if four is not None:
         lines.append(
             f"- With 4 workers the workers used {four['worker_cores']:.2f} cores, PostgreSQL "
