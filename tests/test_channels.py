@@ -13,6 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from bot.channels.sms import twilio_client
+from bot.outbox import Limits
 from bot.runtime import Runtime
 from bot.web.paths import TELEGRAM_PATH, TWILIO_SMS_PATH, TWILIO_STATUS_PATH
 from dialogs.types import (
@@ -457,3 +459,17 @@ def test_a_status_callback_that_overtakes_the_send_is_kept_and_applied(stack: St
         return stack.thread()[-1][3] is DeliveryStatus.DELIVERED
 
     wait_for(applied, what="the kept callback applied")
+
+
+def test_the_twilio_client_keeps_a_connection_for_every_send_in_flight() -> None:
+    """Fewer pooled connections than sends in flight would open (and, over https, handshake)
+    a new connection for each of the others."""
+    settings = make_settings(
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="t" * 32,
+        twilio_from_number=SENDER,
+    )
+    session = twilio_client(settings).http_client.session
+    for url in ("https://api.twilio.com/", "http://127.0.0.1/"):
+        pools = session.get_adapter(url).poolmanager.connection_pool_kw
+        assert pools["maxsize"] >= Limits().concurrency

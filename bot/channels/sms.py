@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -25,6 +26,7 @@ from dialogs.sms import sms_text
 from dialogs.types import Channel, DeliveryStatus
 
 OPTED_OUT = 21610
+CONNECTIONS = 32  # kept open to the provider: more than the dispatcher ever has in flight
 # The number cannot get SMS at all: not a mobile, not a valid number, not routable.
 NOT_REACHABLE = {21211, 21214, 21612, 21614, 21408}
 
@@ -131,11 +133,18 @@ class TwilioChannel:
 def twilio_client(settings: Settings) -> Client:
     """The real SDK client; ``twilio_api_base_url`` points it at another host (tests)."""
     assert settings.twilio_auth_token is not None
+    # The SDK waits forever by default; a send that hangs must become "outcome unknown".
+    http = TwilioHttpClient(timeout=settings.provider_timeout_seconds)
+    assert http.session is not None  # pooled connections, the SDK's default
+    # The SDK keeps min(32, CPUs + 4) connections (6 on two cores) while the dispatcher has up
+    # to 16 sends in flight: the others would each open, and throw away, a connection (a TLS
+    # handshake every time). Enough for every send in flight to keep its connection.
+    for scheme in ("https://", "http://"):
+        http.session.mount(scheme, HTTPAdapter(pool_maxsize=CONNECTIONS))
     client = Client(
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
-        # The SDK waits forever by default; a send that hangs must become "outcome unknown".
-        http_client=TwilioHttpClient(timeout=settings.provider_timeout_seconds),
+        http_client=http,
     )
     if settings.twilio_api_base_url:
         # The SDK builds every Messages URL from this (twilio.rest.api.ApiBase).
