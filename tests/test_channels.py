@@ -470,6 +470,6 @@ def test_the_twilio_client_keeps_a_connection_for_every_send_in_flight() -> None
         twilio_from_number=SENDER,
     )
     session = twilio_client(settings).http_client.session
-    for url in ("https://api.twilio.com/", "http://127.0.0.1/"):
+    for url in ("https://provider.invalid/", "http://127.0.0.1/"):
         pools = session.get_adapter(url).poolmanager.connection_pool_kw
         assert pools["maxsize"] >= Limits().concurrency
