@@ -3,6 +3,7 @@
 from storage.models.audit import AuditEvent
 from storage.models.auth import SignInThrottle, StaffSession
 from storage.models.base import Base, utcnow
+from storage.models.console import DialogTextOverride, ImportDraft
 from storage.models.conversation import Conversation, Handoff, InboundEvent, Message
 from storage.models.inbox import CannedReply, StaffNote
 from storage.models.people import AppendOnlyError, ConsentEvent, YoungPerson, YoungPersonTag
@@ -29,9 +30,11 @@ __all__ = [
     "CannedReply",
     "ConsentEvent",
     "Conversation",
+    "DialogTextOverride",
     "Dream",
     "Goal",
     "Handoff",
+    "ImportDraft",
     "InboundEvent",
     "KuiCase",
     "Meeting",

@@ -76,6 +76,8 @@ class Message(Base):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime | None]
+    # Set when retention or erasure removed the text; the row stays for the counts.
+    redacted_at: Mapped[datetime | None]
 
 
 class Handoff(Base):

@@ -52,6 +52,8 @@ class YoungPerson(Base):
     # The municipality's own reference for the person (never a CPR number).
     external_ref: Mapped[str | None] = mapped_column(sa.String(64))
     last_inbound_at: Mapped[datetime | None]
+    # Erased on request: personal data removed, the row kept so counts and the audit log stay.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -50,6 +50,9 @@ class Municipality(Base):
     sender_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # A handoff must get a human answer within this many minutes, else the coordinator is alerted.
     handoff_answer_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
+    # Data protection: after this many months without any message, a young person's message
+    # texts are removed ("anonymise": the rows and their counts stay) every night.
+    retention_months: Mapped[int] = mapped_column(default=24, server_default="24")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     staff: Mapped[list[StaffUser]] = relationship(back_populates="municipality")
