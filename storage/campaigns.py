@@ -115,14 +115,17 @@ class Audience:
         return data
 
     def conditions(
-        self, municipality_id: int, *, today: date, now: datetime
+        self, municipality_id: int, *, today: date, now: datetime, reachable_only: bool = True
     ) -> list[sa.ColumnElement[bool]]:
+        """The SQL conditions on ``YoungPerson``. A campaign only ever reaches young people who
+        have not opted out or been closed; a list (``reachable_only=False``) may show them, and
+        with no status chosen it shows every status."""
         person = YoungPerson
-        where: list[sa.ColumnElement[bool]] = [
-            person.municipality_id == municipality_id,
-            person.status.in_(self.statuses),
-            person.status.not_in(NEVER_REACHED),
-        ]
+        where: list[sa.ColumnElement[bool]] = [person.municipality_id == municipality_id]
+        if self.statuses or reachable_only:
+            where.append(person.status.in_(self.statuses))
+        if reachable_only:
+            where.append(person.status.not_in(NEVER_REACHED))
         if self.min_age is not None:
             where.append(person.birth_date <= _years_before(today, self.min_age))
         if self.max_age is not None:
