@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -58,6 +59,8 @@ MAX_ATTEMPTS = 8
 # A row still "sending" this long after its claim belonged to a process that died mid-send.
 SENDING_LEASE = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(minutes=10)
+# Batches claimed and sending at once: the next is claimed while one is still being sent.
+BATCHES_IN_FLIGHT = 2
 # Crisis help and the one STOP confirmation may reach a young person who has opted out.
 ALWAYS_ALLOWED = (Purpose.CRISIS, Purpose.OPT_OUT)
 
@@ -115,6 +118,10 @@ class Dispatcher:
     # ------------------------------------------------------------------ the loop
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._start(coroutine).result()
+
+    def _start(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coroutine`` on the dispatcher's own event loop (started on first use)."""
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
@@ -130,7 +137,7 @@ class Dispatcher:
                 )
                 self._thread.start()
             loop = self._loop
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def close(self) -> None:
         with self._lock:
@@ -152,17 +159,34 @@ class Dispatcher:
     # ------------------------------------------------------------------ one pass
 
     def dispatch_due(self, *, limit: int = 200, young_person_id: int | None = None) -> int:
-        """Send what is due (and settle unknown outcomes); returns how many rows were handled."""
+        """Send what is due (and settle unknown outcomes); returns how many rows were handled.
+
+        Batches overlap: while one batch is being sent, the next is claimed and its sends join
+        the queue for the same ``Limits.concurrency`` slots, and a finished batch is recorded
+        while the next one sends. So the slots stay full instead of emptying while a batch's
+        slowest send, its recording and the next claim run one after the other.
+        """
         handled = 0
-        while True:
-            jobs = self._prepare(limit=limit, young_person_id=young_person_id)
-            if not jobs:
-                return handled
-            outcomes = self._run(self._send_all(jobs))
-            self._record_all(jobs, outcomes)
-            handled += len(jobs)
-            if len(jobs) < limit:
-                return handled
+        flying: deque[tuple[list[_Job], Future[list[SendResult | Exception | None]]]] = deque()
+        more = True
+        try:
+            while True:
+                while more and len(flying) < BATCHES_IN_FLIGHT:
+                    jobs = self._prepare(limit=limit, young_person_id=young_person_id)
+                    more = len(jobs) >= limit
+                    if jobs:
+                        flying.append((jobs, self._start(self._send_all(jobs))))
+                if not flying:
+                    return handled
+                jobs, sending = flying.popleft()
+                self._record_all(jobs, sending.result())
+                handled += len(jobs)
+        finally:
+            # Only reached with batches left when claiming or recording failed: what was sent
+            # is still recorded, rather than looked up at the provider after the lease.
+            while flying:
+                jobs, sending = flying.popleft()
+                self._record_all(jobs, sending.result())
 
     # ------------------------------------------------------------------ claiming
 

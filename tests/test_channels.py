@@ -3,7 +3,10 @@ that speak the providers' protocols, and the database showing the thread with it
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.channels.sms import twilio_client
+from bot.channels import Delivery
+from bot.channels.sms import TwilioChannel, twilio_client
 from bot.outbox import Limits
 from bot.runtime import Runtime
 from bot.web.paths import TELEGRAM_PATH, TWILIO_SMS_PATH, TWILIO_STATUS_PATH
@@ -473,3 +477,57 @@ def test_the_twilio_client_keeps_a_connection_for_every_send_in_flight() -> None
     for url in ("https://provider.invalid/", "http://127.0.0.1/"):
         pools = session.get_adapter(url).poolmanager.connection_pool_kw
         assert pools["maxsize"] >= Limits().concurrency
+
+
+def test_the_twilio_client_sends_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy variables are read once, when the client is built, and every send uses them."""
+    seen: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def proxy() -> None:
+        connection, _ = server.accept()
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            seen.append(data.split(b"\r\n", 1)[0])
+            body = json.dumps({"sid": "SM" + "1" * 32, "status": "queued"}).encode()
+            connection.sendall(
+                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    settings = make_settings(
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="t" * 32,
+        twilio_from_number=SENDER,
+        twilio_api_base_url="http://twilio.invalid",
+    )
+    channel = TwilioChannel(
+        twilio_client(settings),
+        from_number=SENDER,
+        messaging_service_sid=None,
+        status_callback=None,
+    )
+    monkeypatch.delenv("HTTP_PROXY")  # already read
+    delivery = Delivery(
+        message_id=1, young_person_id=1, text="Hej", phone="+4520000000", telegram_chat_id=None
+    )
+    result = asyncio.run(channel.send(delivery))
+    thread.join(timeout=10)
+    server.close()
+    assert result.provider_id == "SM" + "1" * 32
+    assert seen == [
+        b"POST http://twilio.invalid/2010-04-01/Accounts/AC"
+        + b"0" * 32
+        + b"/Messages.json HTTP/1.1"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from dialogs.sms import sms_text
 from dialogs.types import Channel, DeliveryStatus
 
 OPTED_OUT = 21610
+TWILIO_API = "https://api.twilio.com"
 CONNECTIONS = 32  # kept open to the provider: more than the dispatcher ever has in flight
 # The number cannot get SMS at all: not a mobile, not a valid number, not routable.
 NOT_REACHABLE = {21211, 21214, 21612, 21614, 21408}
@@ -134,8 +136,18 @@ def twilio_client(settings: Settings) -> Client:
     """The real SDK client; ``twilio_api_base_url`` points it at another host (tests)."""
     assert settings.twilio_auth_token is not None
     # The SDK waits forever by default; a send that hangs must become "outcome unknown".
-    http = TwilioHttpClient(timeout=settings.provider_timeout_seconds)
+    base_url = (settings.twilio_api_base_url or TWILIO_API).rstrip("/")
+    # requests looks up the proxy and CA bundle variables in the environment on every call
+    # (a quarter of a send's CPU); they are read once, here, and the session trusts only that.
+    http = TwilioHttpClient(
+        timeout=settings.provider_timeout_seconds,
+        proxy=requests.utils.get_environ_proxies(base_url),
+    )
     assert http.session is not None  # pooled connections, the SDK's default
+    http.session.trust_env = False
+    http.session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
     # The SDK keeps min(32, CPUs + 4) connections (6 on two cores) while the dispatcher has up
     # to 16 sends in flight: the others would each open, and throw away, a connection (a TLS
     # handshake every time). Enough for every send in flight to keep its connection.
@@ -148,7 +160,7 @@ def twilio_client(settings: Settings) -> Client:
     )
     if settings.twilio_api_base_url:
         # The SDK builds every Messages URL from this (twilio.rest.api.ApiBase).
-        client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+        client.api.base_url = base_url
     return client
 
 
