@@ -140,9 +140,47 @@ def check_template(template: Mapping[str, str]) -> None:
                 )
 
 
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 is Sunday, 1 Monday) in APScheduler 3's day names:
+    its own numbers start at Monday, so "1" would otherwise mean Tuesday."""
+    if not any(character.isdigit() for character in field):
+        return field  # "*", or names such as "mon-fri", which both read alike
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            low, high = span.split("-", 1)
+            first, last = int(low), int(high)
+        else:
+            first = int(span)
+            last = 6 if step_text else first
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and step > 0):
+            raise ValueError(f"day of week {part!r} is not between 0 and 7")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(CRON_DAYS[day] for day in sorted(days))
+
+
 def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
+    """A standard five-field crontab expression (minute hour day month weekday)."""
     try:
-        return CronTrigger.from_crontab(expression, timezone=zone)
+        fields = expression.split()
+        if len(fields) != 5:
+            raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+        minute, hour, day, month, weekday = fields
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_crontab_weekdays(weekday),
+            timezone=zone,
+        )
     except ValueError as error:
         raise CampaignError(f"cron: {error}") from None
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from bot import demo as demo_data
-from bot import logs
+from bot import logs, retention
 from bot.i18n import translate, translate_plural
 from bot.passwords import MIN_LENGTH, hash_password
 from bot.runtime import Runtime
@@ -88,6 +88,12 @@ def _print_logins(language: str, base_url: str) -> None:
         console.print(f"  {login.role.value:<14} {login.email:<28} {login.password}")
 
 
+def _ensure_nightly(runtime: Runtime) -> None:
+    """Every municipality's next nightly retention run is in the schedule."""
+    with runtime.database.session() as session:
+        retention.ensure_scheduled(session, datetime.now(UTC))
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -114,6 +120,7 @@ def serve(
     if demo:
         _seed_demo(runtime)
         _print_logins(settings.default_language, settings.public_base_url)
+    _ensure_nightly(runtime)
     application = create_app(runtime, run_worker=True)
     poller = None
     if telegram_polling:
@@ -143,6 +150,7 @@ def worker(ctx: typer.Context) -> None:
     """Run only the worker (any number of them can share one PostgreSQL database)."""
     runtime = _runtime(ctx)
     _require_schema(runtime)
+    _ensure_nightly(runtime)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -216,14 +224,16 @@ def _print_report(report: ImportReport, language: str) -> None:
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Excel (.xlsx) file.")
+    ],
     municipality: Annotated[str, typer.Option(help="The municipality's short name (slug).")],
     skip_bad_rows: Annotated[
         bool, typer.Option(help="Import the good rows even if some rows are bad.")
     ] = False,
     encoding: Annotated[str, typer.Option(help="The file's encoding, e.g. cp1252.")] = "utf-8",
 ) -> None:
-    """Import young people from a CSV file; nothing is written if a row is bad."""
+    """Import young people from a CSV or Excel (.xlsx) file; nothing is written if a row is bad."""
     runtime = _runtime(ctx)
     language = runtime.settings.default_language
     _require_schema(runtime)
@@ -355,13 +365,32 @@ def user_revoke_token(
 
 
 @dialogs_app.command("check")
-def dialogs_check() -> None:
+def dialogs_check(
+    ctx: typer.Context,
+    municipality: Annotated[
+        str | None,
+        typer.Option(help="Also check this municipality's own texts (its slug)."),
+    ] = None,
+) -> None:
     """Validate every dialog: structure, variables, translations, SMS length, sensitive words."""
     from bot.dialog_check import run_check
 
-    problems = run_check()
+    problems = [str(problem) for problem in run_check()]
+    if municipality is not None:
+        from bot.dialog_texts import check_municipality
+        from storage import dialog_texts
+
+        runtime = _runtime(ctx)
+        with runtime.database.session() as session:
+            place = staff.municipality_by_slug(session, municipality)
+            if place is None:
+                language = runtime.settings.default_language
+                errors.print(translate(language, "Kommunen {slug} findes ikke.", slug=municipality))
+                raise typer.Exit(2)
+            own = check_municipality(dialog_texts.overrides(session, place.id))
+        problems += [f"{municipality}: {problem}" for problem in own]
     for problem in problems:
-        errors.print(str(problem))
+        errors.print(problem, markup=False, highlight=False)
     if problems:
         errors.print(f"{len(problems)} problem(s)")
         raise typer.Exit(1)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import followups
+from bot.dialog_texts import MunicipalityTexts, Translate
 from bot.formatting import format_moment, handoff_eta
 from bot.i18n import translator
 from bot.lexicons import all_lexicons, lexicon_languages
@@ -121,6 +122,7 @@ class Conversations:
         self.engine = engine
         self.clock = clock
         self.sms_lookalikes = sms_lookalikes
+        self.own_texts = MunicipalityTexts()  # the municipalities' own wording of the dialogs
         # SQLite has no row locks; turns in this process take turns here instead.
         self._sqlite_lock = threading.Lock() if database.dialect == "sqlite" else None
 
@@ -367,9 +369,14 @@ class Conversations:
         ids = [person.id for person in people]
         meetings = repo.next_meetings(session, ids, now)
         goals = repo.open_goals_of(session, ids)
+        translators = self.own_texts.translators(session, {p.municipality_id for p in people})
         return {
             person.id: self._context_of(
-                person, now, meetings.get(person.id), goals.get(person.id, [])
+                person,
+                now,
+                meetings.get(person.id),
+                goals.get(person.id, []),
+                translators[person.municipality_id],
             )
             for person in people
         }
@@ -380,6 +387,7 @@ class Conversations:
         now: datetime,
         meeting: Meeting | None,
         goals: Sequence[tuple[Goal, SubGoal | None]],
+        translate: Translate,
     ) -> model.Context:
         place = person.municipality
         zone = ZoneInfo(place.timezone)
@@ -412,7 +420,7 @@ class Conversations:
                 plan=plan,
             ),
             lexicons=all_lexicons(),
-            translate=lambda language, text: translator(language).gettext(text),
+            translate=translate,
             format_datetime=lambda moment, language: format_moment(moment, language, zone),
             handoff_eta=lambda language: handoff_eta(
                 local_now,

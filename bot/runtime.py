@@ -20,6 +20,7 @@ from bot.metrics import Metrics
 from bot.notify import Notifier
 from bot.outbox import Dispatcher, Limits
 from bot.pump import Pump
+from bot.retention import handlers as retention_handlers
 from bot.settings import Settings
 from bot.web.paths import TWILIO_STATUS_PATH
 from bot.worker import Handler, Worker, default_worker_id
@@ -122,6 +123,7 @@ class Runtime:
             **FollowUps(self.conversations).handlers(),
             **self.campaigns.handlers(),
             **self.notifier.handlers(),
+            **retention_handlers(),
         }
 
     def worker(self) -> Worker:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = Field(default=15.0, gt=0)
     # Replace curly quotes and dashes so a message stays in GSM-7 (cheaper, 160 a segment).
     sms_gsm7_lookalikes: bool = True
+    # What one SMS segment costs, in øre, for the campaign builder's estimate; a municipality's
+    # own price (sender_settings["sms_segment_price_ore"]) wins.
+    sms_segment_price_ore: int = Field(default=50, ge=0, le=100_000)
     max_webhook_bytes: int = 64 * 1024
 
     # Staff sign-in: a session ends after this long without a request, and in any case this long

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from dialogs import replies
@@ -42,7 +42,7 @@ class Problem:
     dialog: str
     step: str
     kind: str  # unknown-target, unreachable, dead-end, unknown-variable, missing-translation,
-    # too-long, sensitive-word
+    # too-long, sensitive-word, bad-placeholder, empty
     detail: str
     language: str | None = None
 
@@ -86,6 +86,28 @@ def _fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
+def available_fields(dialog: Dialog) -> frozenset[str]:
+    """The fields a text of ``dialog`` may use: the global ones and the dialog's variables."""
+    assigned = set(dialog.requires)
+    for step in dialog.steps:
+        if isinstance(step, Ask) and step.save_as:
+            assigned.add(step.save_as)
+        if isinstance(step, SetVar):
+            assigned.add(step.var)
+    # Variables ending in _at also give a formatted field without the suffix.
+    return frozenset(GLOBAL_FIELDS | assigned | {v[:-3] for v in assigned if v.endswith("_at")})
+
+
+def step_texts(step: Step) -> list[tuple[str, str]]:
+    """A step's texts with which of them each is: ("text" | "rephrase", Danish source)."""
+    match step:
+        case Ask():
+            return [("text", step.text), ("rephrase", step.rephrase)]
+        case Say() | End():
+            return [("text", text) for text in _texts(step)]
+    return []
+
+
 def check_structure(dialogs: Iterable[Dialog]) -> list[Problem]:
     problems: list[Problem] = []
     known = {dialog.name for dialog in dialogs}
@@ -95,14 +117,7 @@ def check_structure(dialogs: Iterable[Dialog]) -> list[Problem]:
             problems.append(Problem(dialog.name, "-", "duplicate-step", "two steps share a name"))
         if dialog.start not in names:
             problems.append(Problem(dialog.name, dialog.start, "unknown-target", "start step"))
-        assigned = set(dialog.requires)
-        for step in dialog.steps:
-            if isinstance(step, Ask) and step.save_as:
-                assigned.add(step.save_as)
-            if isinstance(step, SetVar):
-                assigned.add(step.var)
-        # Variables ending in _at also give a formatted field without the suffix.
-        available = GLOBAL_FIELDS | assigned | {v[:-3] for v in assigned if v.endswith("_at")}
+        available = available_fields(dialog)
         for step in dialog.steps:
             for target in _targets(step):
                 if target is None:
@@ -172,33 +187,70 @@ def check_texts(
             if not text:
                 problems.append(Problem(dialog, step, "missing-translation", source[:40], language))
                 continue
-            try:
-                rendered = text.format(**values)
-            except (KeyError, IndexError, ValueError) as error:
-                problems.append(Problem(dialog, step, "bad-placeholder", str(error), language))
-                continue
-            segments = count_segments(rendered)
-            if (
-                source not in replies.NO_SEGMENT_BUDGET
-                and segments.count > BUDGET[segments.encoding]
-            ):
-                problems.append(
-                    Problem(
-                        dialog,
-                        step,
-                        "too-long",
-                        f"{segments.count} {segments.encoding} segments ({segments.units} units)",
-                        language,
-                    )
-                )
-            if sensitive is not None:
-                # Only the bot's own words count: the young person's name or a place may not.
-                own = text
-                for name in _fields(text):
-                    own = own.replace("{" + name + "}", " ")
-                hit = sensitive.search(own.casefold())
-                if hit:
-                    problems.append(Problem(dialog, step, "sensitive-word", hit.group(0), language))
+            problems += _rendered(dialog, step, source, text, language, values, sensitive)
+    return problems
+
+
+def check_text(
+    text: str,
+    *,
+    dialog: str,
+    step: str,
+    source: str,
+    language: str,
+    allowed: Collection[str],
+    lexicons: Mapping[str, Lexicon],
+    values: Mapping[str, str],
+) -> list[Problem]:
+    """The checks of ``check_structure`` and ``check_texts`` on ONE text in one language (a
+    municipality's own wording of ``source``): not empty, only the ``allowed`` fields, within the
+    SMS budget once rendered with ``values``, no sensitive word."""
+    if not text.strip():
+        return [Problem(dialog, step, "empty", "no text", language)]
+    try:
+        unknown = sorted(_fields(text) - set(allowed))
+    except ValueError as error:
+        return [Problem(dialog, step, "bad-placeholder", str(error), language)]
+    if unknown:
+        return [Problem(dialog, step, "unknown-variable", name, language) for name in unknown]
+    sensitive = _sensitive(lexicons.get(language), lexicons.get("da"))
+    return _rendered(dialog, step, source, text, language, values, sensitive)
+
+
+def _rendered(
+    dialog: str,
+    step: str,
+    source: str,
+    text: str,
+    language: str,
+    values: Mapping[str, str],
+    sensitive: re.Pattern[str] | None,
+) -> list[Problem]:
+    """SMS budget and sensitive words of one translated text."""
+    problems: list[Problem] = []
+    try:
+        rendered = text.format(**values)
+    except (KeyError, IndexError, ValueError, AttributeError) as error:
+        return [Problem(dialog, step, "bad-placeholder", str(error), language)]
+    segments = count_segments(rendered)
+    if source not in replies.NO_SEGMENT_BUDGET and segments.count > BUDGET[segments.encoding]:
+        problems.append(
+            Problem(
+                dialog,
+                step,
+                "too-long",
+                f"{segments.count} {segments.encoding} segments ({segments.units} units)",
+                language,
+            )
+        )
+    if sensitive is not None:
+        # Only the bot's own words count: the young person's name or a place may not.
+        own = text
+        for name in _fields(text):
+            own = own.replace("{" + name + "}", " ")
+        hit = sensitive.search(own.casefold())
+        if hit:
+            problems.append(Problem(dialog, step, "sensitive-word", hit.group(0), language))
     return problems
 
 

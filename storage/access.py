@@ -12,6 +12,9 @@ Every page, API route, export and live stream that shows a young person's data f
 - A **coordinator** sees every young person of their own municipality.
 - An **admin** manages municipalities and staff accounts, and sees no young person's data at all:
   running the installation is not a reason to read anyone's conversations.
+- An **erased** young person (``erased_at`` set) has no page: :func:`can_see` says no to
+  everyone. Their row stays within :func:`visible_young_people`, so that counts stay whole; the
+  lists and the inbox leave them out themselves.
 
 Managing staff (:func:`manageable_staff`): an admin manages every account; a coordinator sets the
 absence and backup of the kontaktpersoner of their own municipality, but creates, deactivates or
@@ -63,7 +66,9 @@ def can_see(session: Session, staff: StaffUser, young_person_id: int, now: datet
         session.scalar(
             sa.select(
                 sa.exists().where(
-                    YoungPerson.id == young_person_id, visible_young_people(staff, now)
+                    YoungPerson.id == young_person_id,
+                    YoungPerson.erased_at.is_(None),
+                    visible_young_people(staff, now),
                 )
             )
         )

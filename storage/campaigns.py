@@ -121,7 +121,10 @@ class Audience:
         have not opted out or been closed; a list (``reachable_only=False``) may show them, and
         with no status chosen it shows every status."""
         person = YoungPerson
-        where: list[sa.ColumnElement[bool]] = [person.municipality_id == municipality_id]
+        where: list[sa.ColumnElement[bool]] = [
+            person.municipality_id == municipality_id,
+            person.erased_at.is_(None),  # an erased young person is in no audience or list
+        ]
         if self.statuses or reachable_only:
             where.append(person.status.in_(self.statuses))
         if reachable_only:

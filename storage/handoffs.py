@@ -253,12 +253,12 @@ def answer_times(
     return AnswerTimes(
         opened=len(rows),
         answered=len(waits),
-        median=_percentile(waits, 50),
-        p90=_percentile(waits, 90),
+        median=percentile(waits, 50),
+        p90=percentile(waits, 90),
     )
 
 
-def _percentile(values: list[timedelta], percent: int) -> timedelta | None:
+def percentile(values: list[timedelta], percent: int) -> timedelta | None:
     """Nearest rank: the smallest value with at least ``percent`` % of the values at or below."""
     if not values:
         return None

@@ -1,4 +1,5 @@
-"""Importing young people from a CSV file that a coordinator exported from the municipality.
+"""Importing young people from a CSV or Excel (.xlsx) file that a coordinator exported from the
+municipality.
 
 Every row is read and checked before anything is written, so that a file with a mistake in it
 writes nothing at all (unless the caller asks to skip bad rows) and the coordinator gets every
@@ -7,6 +8,10 @@ commits, or rolls back when the import is interrupted.
 
 The messages in :class:`RowError` are Danish source texts marked with ``N_``; the CLI and the web
 translate them for their reader and fill in the ``{named}`` fields from ``params``.
+
+An Excel file is told from a CSV file by its first bytes (a zip archive), not by its name. Its
+first sheet is read like a CSV file: a row's line is its row number in the sheet, dates are real
+dates, and a formula counts with the value Excel saved for it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import dataclasses
 import io
 import re
 import secrets
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
@@ -43,6 +50,13 @@ KONTAKTPERSON_ROLES = (Role.KONTAKTPERSON, Role.COORDINATOR)
 MAX_FIRST_NAME = 80
 MAX_EXTERNAL_REF = 64
 MAX_TAG = 40
+
+# A file larger than this is refused before it is read; so is an Excel file that unpacks to more.
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_UNPACKED_BYTES = 50 * 1024 * 1024
+TOO_BIG = N_("Filen er for stor. Den må højst fylde {megabytes} MB. Del den op i flere filer.")
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the old Excel format (.xls)
 
 REQUIRED_COLUMNS = ("first_name", "birth_date", "phone", "kontaktperson")
 
@@ -101,14 +115,29 @@ class RowError:
     params: dict[str, str]
 
 
+@dataclass(frozen=True)
+class PlannedRow:
+    """What a good row does (or, in a dry run, would do) to the young people."""
+
+    line: int
+    first_name: str
+    birth_date: date
+    phone: str
+    kontaktperson: str  # the kontaktperson's name
+    created: bool  # False: an existing young person with the phone number is updated
+    changed: tuple[str, ...]  # for an update, the fields that change
+
+
 @dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
     skipped: int = 0  # bad rows left out because skip_bad_rows was asked
     errors: list[RowError] = dataclasses.field(default_factory=list)
-    written: bool = False  # False when nothing was written because of errors
+    written: bool = False  # False when nothing was written because of errors (or a dry run)
     total_rows: int = 0
+    # What the good rows do (a dry run: would do); left out of equality, as a detail of the counts.
+    planned: list[PlannedRow] = dataclasses.field(default_factory=list, compare=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,17 +172,41 @@ def _refused(line: int, message: str, /, **params: str) -> _Table:
 
 
 def _read_table(data: bytes, encoding: str) -> _Table:
-    text, decode_error = _decode(data, encoding)
-    if decode_error is not None:
-        return _Table(errors=[decode_error], refused=True)
-    delimiter = _sniff_delimiter(text)
-    records, csv_error_line = _records(text, delimiter)
-    if csv_error_line is not None:
+    if len(data) > MAX_FILE_BYTES:
         return _refused(
-            csv_error_line,
-            N_("Linje {line} kan ikke læses som CSV. Åbn filen i Excel, og gem den igen som CSV."),
-            line=str(csv_error_line),
+            1,
+            TOO_BIG,
+            megabytes=str(MAX_FILE_BYTES // (1024 * 1024)),
         )
+    if data.startswith(_OLE_MAGIC):
+        return _refused(
+            1,
+            N_(
+                "Filen er i det gamle Excel-format (.xls). Åbn den i Excel, og gem den som "
+                "»Excel-projektmappe (.xlsx)« eller som »CSV UTF-8«."
+            ),
+        )
+    delimiter: str | None
+    if data.startswith(_ZIP_MAGIC):
+        records, refusal = _xlsx_records(data)
+        if refusal is not None:
+            return refusal
+        delimiter = None
+    else:
+        text, decode_error = _decode(data, encoding)
+        if decode_error is not None:
+            return _Table(errors=[decode_error], refused=True)
+        delimiter = _sniff_delimiter(text)
+        records, csv_error_line = _records(text, delimiter)
+        if csv_error_line is not None:
+            return _refused(
+                csv_error_line,
+                N_(
+                    "Linje {line} kan ikke læses som CSV. Åbn filen i Excel, og gem den igen "
+                    "som CSV."
+                ),
+                line=str(csv_error_line),
+            )
     if not records:
         return _refused(
             1,
@@ -176,7 +229,8 @@ def _read_table(data: bytes, encoding: str) -> _Table:
         )
 
     for line, cells in data_records:
-        if any(cells[len(header_cells) :]):
+        # In a sheet, cells right of the header are notes beside the table and are not read.
+        if delimiter is not None and any(cells[len(header_cells) :]):
             # Usually a name or tag with the delimiter in it and no quotes: every later cell of
             # the row would be shifted, so the row is refused as a whole instead of misread.
             table.errors.append(
@@ -195,6 +249,68 @@ def _read_table(data: bytes, encoding: str) -> _Table:
         row = {name: cells[i] if i < len(cells) else "" for i, name in columns.items()}
         table.rows.append((line, row))
     return table
+
+
+def _xlsx_records(data: bytes) -> tuple[list[tuple[int, list[str]]], _Table | None]:
+    """The non-empty rows of the first sheet as (row number, cells as text); or the refusal."""
+    not_a_workbook = N_(
+        "Filen kan ikke læses. Upload et Excel-regneark (.xlsx) eller en CSV-fil, "
+        "f.eks. gemt fra Excel som »CSV UTF-8«."
+    )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            names = {member.filename for member in members}
+            unpacked = sum(member.file_size for member in members)
+    except zipfile.BadZipFile:
+        return [], _refused(1, not_a_workbook)
+    if "xl/workbook.xml" not in names:
+        return [], _refused(
+            1,
+            N_(
+                "Filen er en zip-fil, men ikke et Excel-regneark (.xlsx). Upload regnearket "
+                "selv eller en CSV-fil."
+            ),
+        )
+    if unpacked > MAX_UNPACKED_BYTES:
+        return [], _refused(
+            1,
+            N_("Regnearket er for stort. Del det op i flere filer."),
+        )
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # a damaged workbook fails in many ways inside openpyxl
+        return [], _refused(1, not_a_workbook)
+    records: list[tuple[int, list[str]]] = []
+    try:
+        if not workbook.worksheets:
+            return [], None
+        sheet = workbook.worksheets[0]
+        for number, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1):
+            cells = [_cell_text(value) for value in values]
+            if any(cells):
+                records.append((number, cells))
+    except Exception:  # a damaged sheet too
+        return [], _refused(1, not_a_workbook)
+    finally:
+        workbook.close()
+    return records, None
+
+
+def _cell_text(value: object) -> str:
+    """A sheet cell as the text a CSV file would have: dates as YYYY-MM-DD, whole numbers
+    (a phone number typed as a number) without a decimal point."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value).strip()
 
 
 def _decode(data: bytes, encoding: str) -> tuple[str, RowError | None]:
@@ -535,8 +651,9 @@ def import_young_people(
     staff_id: int | None = None,
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Create or update the young people of ``municipality`` from a CSV file.
+    """Create or update the young people of ``municipality`` from a CSV or Excel file.
 
     A phone number that already belongs to a young person of the municipality updates that
     person. On an update, an empty optional cell (or a missing optional column) leaves the stored
@@ -545,6 +662,9 @@ def import_young_people(
 
     Nothing is written when the file is refused, or when a row is bad and ``skip_bad_rows`` is
     False. Nothing is committed: an exception (from ``progress`` too) must roll the session back.
+
+    With ``dry_run`` every row is checked the same way and ``planned`` (and the counts) say what
+    the good rows would create and update, but nothing is written.
     """
     table = _read_table(data, encoding)
     report = ImportReport(total_rows=table.row_count, errors=list(table.errors))
@@ -566,12 +686,44 @@ def import_young_people(
     # Row errors found while reading (too many cells) come first otherwise; keep file order.
     report.errors.sort(key=lambda error: error.line)
 
+    if dry_run:
+        # The good rows are planned even beside bad ones, so a preview can show both.
+        if report.errors and skip_bad_rows:
+            report.skipped = len({error.line for error in report.errors})
+        _plan(session, municipality, good, report)
+        return report
     if report.errors:
         if not skip_bad_rows:
             return report
         report.skipped = len({error.line for error in report.errors})
     _write(session, municipality, good, report, actor=actor, staff_id=staff_id, progress=progress)
     return report
+
+
+def _plan(
+    session: Session, municipality: Municipality, rows: list[_Row], report: ImportReport
+) -> None:
+    existing = _existing_by_phone(session, municipality, [row.phone for row in rows])
+    for row in rows:
+        person = existing.get(row.phone)
+        changed = () if person is None else tuple(_update(person, row, apply=False))
+        report.planned.append(_planned(row, created=person is None, changed=changed))
+        if person is None:
+            report.created += 1
+        else:
+            report.updated += 1
+
+
+def _planned(row: _Row, *, created: bool, changed: tuple[str, ...]) -> PlannedRow:
+    return PlannedRow(
+        line=row.line,
+        first_name=row.first_name,
+        birth_date=row.birth_date,
+        phone=row.phone,
+        kontaktperson=row.kontaktperson.name,
+        created=created,
+        changed=changed,
+    )
 
 
 def _kontaktpersoner(session: Session, municipality: Municipality) -> dict[str, StaffUser]:
@@ -627,6 +779,7 @@ def _write(
             details["changed"] = _update(person, row)
             action = "young_person.updated_by_import"
             report.updated += 1
+        report.planned.append(_planned(row, created=action == "young_person.imported", changed=()))
         session.flush()  # gives a new person its id for the audit event
         session.add(
             AuditEvent(
@@ -662,8 +815,9 @@ def _create(session: Session, municipality: Municipality, row: _Row) -> YoungPer
     return person
 
 
-def _update(person: YoungPerson, row: _Row) -> list[str]:
-    """Apply the row to an existing young person; the names of the fields that changed."""
+def _update(person: YoungPerson, row: _Row, *, apply: bool = True) -> list[str]:
+    """Apply the row to an existing young person; the names of the fields that changed (with
+    ``apply=False`` only the names, and the person is left as it was)."""
     wanted: dict[str, object] = {
         "first_name": row.first_name,
         "birth_date": row.birth_date,
@@ -674,6 +828,10 @@ def _update(person: YoungPerson, row: _Row) -> list[str]:
     if row.external_ref is not None:
         wanted["external_ref"] = row.external_ref
     changed = [name for name, value in wanted.items() if getattr(person, name) != value]
+    if not apply:
+        if row.tags is not None and set(row.tags) != {tag.tag for tag in person.tags}:
+            changed.append("tags")
+        return changed
     for name in changed:
         setattr(person, name, wanted[name])
     if row.tags is not None and _replace_tags(person, row.tags):

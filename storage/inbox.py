@@ -198,7 +198,7 @@ def needs_attention(
 ) -> list[Row]:
     """The inbox of ``staff``: urgent handoffs first, then the rest by waiting time (oldest
     first), then (in the attention view) young people whose last message did not arrive."""
-    visible = access.visible_young_people(staff, now)
+    visible = sa.and_(access.visible_young_people(staff, now), YoungPerson.erased_at.is_(None))
     assignee = aliased(StaffUser)
     # One handoff per young person: the newest of those in the view.
     found = session.execute(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dialogs.types import ScheduledStatus, YoungPersonStatus
 from storage import access
+from storage.campaigns import Audience
 from storage.models import (
     AuditEvent,
     ConsentEvent,
@@ -27,6 +28,7 @@ from storage.models import (
     StaffUser,
     SubGoal,
     YoungPerson,
+    YoungPersonTag,
 )
 
 MAX_LIST = 500
@@ -44,6 +46,7 @@ class Row:
     status: YoungPersonStatus
     kontaktperson: str | None
     language: str
+    kontaktperson_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,19 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped.lower()}%"
 
 
+def visible_tags(session: Session, staff: StaffUser, now: datetime) -> list[str]:
+    """The tags of the young people ``staff`` may see, as stored."""
+    return list(
+        session.scalars(
+            sa.select(YoungPersonTag.tag)
+            .join(YoungPerson, YoungPerson.id == YoungPersonTag.young_person_id)
+            .where(access.visible_young_people(staff, now))
+            .distinct()
+            .order_by(YoungPersonTag.tag)
+        )
+    )
+
+
 def visible_list(
     session: Session,
     staff: StaffUser,
@@ -64,9 +80,28 @@ def visible_list(
     *,
     search: str = "",
     status: YoungPersonStatus | None = None,
+    audience: Audience | None = None,
+    today: date | None = None,
 ) -> Listing:
-    """The young people ``staff`` may see, by first name, optionally searched and filtered."""
-    conditions: list[sa.ColumnElement[bool]] = [access.visible_young_people(staff, now)]
+    """The young people ``staff`` may see, by first name, optionally searched and filtered.
+
+    ``audience`` filters as a campaign would (age on ``today``, status, tags, kontaktperson,
+    channel, days since the young person last wrote), but also shows opted-out and closed young
+    people; it narrows what ``staff`` may see and never widens it."""
+    conditions: list[sa.ColumnElement[bool]] = [
+        access.visible_young_people(staff, now),
+        YoungPerson.erased_at.is_(None),
+    ]
+    if audience is not None:
+        if staff.municipality_id is None:
+            conditions.append(sa.false())
+        else:
+            conditions += audience.conditions(
+                staff.municipality_id,
+                today=today or now.date(),
+                now=now,
+                reachable_only=False,
+            )
     search = search.strip()[:MAX_SEARCH]
     if search:
         conditions.append(
@@ -90,6 +125,7 @@ def visible_list(
             status=person.status,
             kontaktperson=name,
             language=person.language,
+            kontaktperson_id=person.kontaktperson_id,
         )
         for person, name in result
     ]

@@ -9,17 +9,25 @@ Olga (coordinator); Ada the admin belongs to no municipality. Young people: Mads
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy.orm import Session
 
 from bot.passwords import hash_password
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.web.app import create_app
 from dialogs.types import Role
+from storage.db import Database
 from storage.models import Municipality, StaffUser, YoungPerson
+from tests.conftest import make_settings
 
 PASSWORD = "en lang og hemmelig sætning"
 PASSWORD_HASH = hash_password(PASSWORD)  # once: argon2 is slow on purpose
@@ -116,3 +124,42 @@ def post_form(client: TestClient, page: str, action: str, **data: Any) -> Respon
     """Open ``page``, then post ``data`` to ``action`` with the page's CSRF token."""
     token = csrf_token(client.get(page).text)
     return client.post(action, data={"csrf_token": token, **data}, follow_redirects=False)
+
+
+@dataclass
+class StaffSite:
+    """The app over a :class:`World`, for tests that sign staff in through a ``TestClient``."""
+
+    app: FastAPI
+    runtime: Runtime
+    world: World
+
+    def browser(self, who: str | None = None) -> TestClient:
+        """A client of its own, signed in as ``who`` (or not signed in)."""
+        client = TestClient(self.app)
+        if who is not None:
+            assert sign_in(client, who).status_code == 303
+        return client
+
+
+Site = TypeVar("Site", bound=StaffSite)
+
+
+@contextmanager
+def staff_site(
+    database: Database,
+    kind: type[Site],
+    *,
+    settings: Settings | None = None,
+    prepare: Callable[[Session, World], object] | None = None,
+) -> Iterator[Site]:
+    """Build the world (and whatever ``prepare`` adds in the same transaction), then serve the
+    app with its lifespan running."""
+    runtime = Runtime(settings=settings or make_settings(), database=database)
+    with database.session() as session:
+        world = build_world(session)
+        if prepare is not None:
+            prepare(session, world)
+    app = create_app(runtime)
+    with TestClient(app):
+        yield kind(app, runtime, world)

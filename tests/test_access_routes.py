@@ -35,7 +35,15 @@ from bot.runtime import Runtime
 from bot.web.app import create_app
 from storage import plans, tokens
 from storage.db import Database
-from storage.models import AuditEvent, Base, CannedReply, StaffSession, StaffUser, YoungPerson
+from storage.models import (
+    AuditEvent,
+    Base,
+    CannedReply,
+    ImportDraft,
+    StaffSession,
+    StaffUser,
+    YoungPerson,
+)
 from tests.conftest import make_settings
 from tests.staff_world import PEOPLE, STAFF, World, build_world, csrf_token, sign_in
 
@@ -170,7 +178,10 @@ def _cases(site: Site, path: str) -> list[Case]:
     if person is not None:
         for name, person_id in site.world.people.items():
             mine = site.owned[name]
-            cases.append(Case({person: person_id} | {p: mine[p] for p in owned}, _seeing(name)))
+            seeing = _seeing(name)
+            if path.startswith("/data-protection"):  # erasure: the coordinators only
+                seeing -= _not_for(path)
+            cases.append(Case({person: person_id} | {p: mine[p] for p in owned}, seeing))
             for other in PEOPLE if owned else ():
                 if other != name:  # someone else's goal or meeting under this young person
                     theirs = site.owned[other]
@@ -188,6 +199,15 @@ def _cases(site: Site, path: str) -> list[Case]:
         known.add("reply_id")
         for place, reply in site.canned.items():
             cases.append(Case({"reply_id": reply}, COORDINATORS[place] | KONTAKTPERSONER[place]))
+    elif "key" in params:
+        # A municipality's own dialog text: always the reader's own municipality's.
+        known |= {"language", "key"}
+        cases.append(Case({"language": "ar", "key": "dreams.dream.text"}, None))
+    elif "draft_id" in params:
+        # An uploaded import: only the coordinator who uploaded it.
+        known.add("draft_id")
+        for place, coordinators in COORDINATORS.items():
+            cases.append(Case({"draft_id": _import_draft(site, place)}, coordinators))
     else:
         cases.append(Case({}, None))
     unknown = set(params) - known
@@ -195,14 +215,35 @@ def _cases(site: Site, path: str) -> list[Case]:
     return cases
 
 
+def _import_draft(site: Site, place: str) -> int:
+    """An import uploaded by the municipality's coordinator (a header row only: no names)."""
+    (coordinator,) = COORDINATORS[place]
+    with site.runtime.database.session() as session:
+        draft = ImportDraft(
+            municipality_id=site.world.places[place],
+            staff_id=site.world.staff[coordinator],
+            filename="unge.csv",
+            content=b"fornavn;f\xc3\xb8dselsdato;telefon;kontaktperson\n",
+        )
+        session.add(draft)
+        session.flush()
+        return draft.id
+
+
 def _not_for(path: str) -> frozenset[str]:
     """Roles that may not use a route that names nothing in particular."""
     if path.startswith("/admin"):
         return frozenset({"karin", "ali", "ole"})
-    if path.startswith("/api/"):
+    if path.startswith(("/api/", "/campaigns")):
         return frozenset({"karin", "ali", "ole", "ada"})
     if path.startswith(("/young-people", "/inbox", "/canned-replies")):
         return frozenset({"ada"})
+    if path.startswith("/data-protection"):
+        return frozenset({"karin", "ali", "ole", "ada"})
+    if path.startswith(("/texts", "/import")):
+        return frozenset({"karin", "ali", "ole", "ada"})
+    if path.startswith("/results"):
+        return frozenset({"karin", "ali", "ole", "ada"})
     return frozenset()
 
 

@@ -20,7 +20,7 @@ def test_every_filter_is_read_into_the_campaign_engines_audience() -> None:
     assert audience is not None
     assert (audience.min_age, audience.max_age) == (15, 17)
     assert audience.statuses == (YoungPersonStatus.ACTIVE, YoungPersonStatus.PAUSED)
-    assert audience.tags == ("aarhus c", "fgu")
+    assert audience.tags == ("Aarhus C", "FGU")
     assert audience.kontaktperson_ids == (7,)
     assert audience.channel is Channel.SMS
     assert (audience.min_days_since_contact, audience.max_days_since_contact) == (3, 30)

@@ -12,34 +12,26 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 import time_machine
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from bot.runtime import Runtime
-from bot.web.app import create_app
 from dialogs.types import Role
 from storage.db import Database
 from storage.models import ApiToken, AuditEvent, Municipality, StaffSession, StaffUser
 from storage.tokens import hash_token
-from tests.conftest import make_settings
-from tests.staff_world import World, build_world, csrf_token, email, post_form, sign_in
+from tests.staff_world import (
+    StaffSite,
+    csrf_token,
+    email,
+    post_form,
+    sign_in,
+    staff_site,
+)
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass
-class Site:
-    app: FastAPI
-    runtime: Runtime
-    world: World
-
-    def browser(self, who: str | None = None) -> TestClient:
-        client = TestClient(self.app)
-        if who is not None:
-            assert sign_in(client, who).status_code == 303
-        return client
-
+class Site(StaffSite):
     def staff(self, who: str) -> StaffUser:
         with self.runtime.database.session() as session:
             return session.get_one(StaffUser, self.world.staff[who])
@@ -55,12 +47,8 @@ class Site:
 
 @pytest.fixture
 def site(database: Database) -> Iterator[Site]:
-    runtime = Runtime(settings=make_settings(), database=database)
-    with database.session() as session:
-        world = build_world(session)
-    app = create_app(runtime)
-    with TestClient(app):
-        yield Site(app, runtime, world)
+    with staff_site(database, Site) as built:
+        yield built
 
 
 def _pages(site: Site) -> list[str]:

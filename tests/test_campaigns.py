@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import cast
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from bot.campaigns import CAMPAIGN_RUN, CampaignError, Campaigns, Spec
+from bot.campaigns import CAMPAIGN_RUN, CampaignError, Campaigns, Spec, next_fire
 from bot.channels.simulator import SimulatorChannel
 from bot.conversations import Conversations
 from bot.metrics import Metrics
@@ -423,3 +424,37 @@ def test_only_the_owners_municipality_is_in_the_audience(world: World) -> None:
             )
         )
     assert _count(world, {}) == 4
+
+
+EVERY_DAY = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+
+
+@pytest.mark.parametrize(
+    ("expression", "weekdays"),
+    [
+        ("0 9 * * 1", {"Monday"}),
+        ("0 9 * * 0", {"Sunday"}),
+        ("0 9 * * 7", {"Sunday"}),
+        ("0 9 * * 1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+        ("0 9 * * */3", {"Sunday", "Wednesday", "Saturday"}),
+        ("0 9 * * 5,6", {"Friday", "Saturday"}),
+        ("0 9 * * sat", {"Saturday"}),
+        ("0 9 * * *", EVERY_DAY),
+    ],
+)
+def test_cron_weekdays_are_read_as_crontab_reads_them(expression: str, weekdays: set[str]) -> None:
+    zone = ZoneInfo("Europe/Copenhagen")
+    moment = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday
+    seen = set()
+    for _ in range(14):
+        moment = next_fire(expression, zone, moment)
+        local = moment.astimezone(zone)
+        assert (local.hour, local.minute) == (9, 0)
+        seen.add(local.strftime("%A"))
+    assert seen == weekdays
+
+
+@pytest.mark.parametrize("expression", ["0 9 * * 8", "0 9 * * 5-2", "0 9 * *", "61 9 * * 1"])
+def test_a_cron_expression_that_cannot_be_read_is_refused(expression: str) -> None:
+    with pytest.raises(CampaignError, match="cron"):
+        next_fire(expression, ZoneInfo("Europe/Copenhagen"), datetime(2026, 11, 22, tzinfo=UTC))

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from bot.runtime import Runtime
-from bot.web.app import create_app
 from dialogs.types import (
     Author,
     Channel,
@@ -43,26 +41,22 @@ from storage.models import (
     YoungPerson,
     utcnow,
 )
-from tests.conftest import make_settings
-from tests.staff_world import World, build_world, csrf_token, post_form, sign_in
+from tests.staff_world import (
+    StaffSite,
+    World,
+    csrf_token,
+    post_form,
+    staff_site,
+)
 
 PHONES = {"mads": "+4520000001", "sara": "+4520000002", "emil": "+4520000003"}
 
 
 @dataclass
-class Site:
-    app: FastAPI
-    runtime: Runtime
-    world: World
-
+class Site(StaffSite):
     @property
     def database(self) -> Database:
         return self.runtime.database
-
-    def browser(self, who: str) -> TestClient:
-        client = TestClient(self.app)
-        assert sign_in(client, who).status_code == 303
-        return client
 
     def person(self, name: str) -> int:
         return self.world.people[name]
@@ -117,16 +111,14 @@ class Site:
 
 @pytest.fixture
 def site(database: Database) -> Iterator[Site]:
-    runtime = Runtime(settings=make_settings(), database=database)
-    with database.session() as session:
-        world = build_world(session)
+    def reachable(session: Session, world: World) -> None:
         for name, phone in PHONES.items():
             person = session.get_one(YoungPerson, world.people[name])
             person.phone = phone
             person.status = YoungPersonStatus.ACTIVE
-    app = create_app(runtime)
-    with TestClient(app):
-        yield Site(app, runtime, world)
+
+    with staff_site(database, Site, prepare=reachable) as built:
+        yield built
 
 
 def _names_in_list(page: str) -> list[str]:

@@ -12,11 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bot.runtime import Runtime
-from bot.web.app import create_app
 from dialogs.types import GoalStatus, MeetingStatus, ScheduledStatus, YoungPersonStatus
 from storage import plans
 from storage.db import Database
@@ -30,22 +27,16 @@ from storage.models import (
     YoungPerson,
     utcnow,
 )
-from tests.conftest import make_settings
-from tests.staff_world import World, build_world, csrf_token, post_form, sign_in
+from tests.staff_world import (
+    StaffSite,
+    csrf_token,
+    post_form,
+    staff_site,
+)
 
 
 @dataclass
-class Site:
-    app: FastAPI
-    runtime: Runtime
-    world: World
-
-    def browser(self, who: str | None = None) -> TestClient:
-        client = TestClient(self.app)
-        if who is not None:
-            assert sign_in(client, who).status_code == 303
-        return client
-
+class Site(StaffSite):
     def person(self, name: str) -> int:
         return self.world.people[name]
 
@@ -78,12 +69,8 @@ class Site:
 
 @pytest.fixture
 def site(database: Database) -> Iterator[Site]:
-    runtime = Runtime(settings=make_settings(), database=database)
-    with database.session() as session:
-        world = build_world(session)
-    app = create_app(runtime)
-    with TestClient(app):
-        yield Site(app, runtime, world)
+    with staff_site(database, Site) as built:
+        yield built
 
 
 def _away(site: Site, who: str, backup: str) -> None:

@@ -14,7 +14,7 @@ programs, and a message half translated would help nobody.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -263,15 +263,36 @@ def audit_preview(
     staff_id: int | None = None,
 ) -> None:
     """One event per young person whose name a preview showed: reading is always audited."""
-    for preview in result.previews:
+    audit_shown(
+        session,
+        [preview.young_person_id for preview in result.previews],
+        count=result.count,
+        municipality_id=municipality_id,
+        actor=actor,
+        staff_id=staff_id,
+    )
+
+
+def audit_shown(
+    session: Session,
+    young_person_ids: Sequence[int],
+    *,
+    count: int,
+    municipality_id: int,
+    actor: str,
+    staff_id: int | None = None,
+) -> None:
+    """The audit of any campaign preview (here and in the browser's builder): one
+    ``campaign.preview`` event per young person whose first name it showed."""
+    for young_person_id in young_person_ids:
         audit.record(
             session,
             actor=actor,
             action="campaign.preview",
             staff_id=staff_id,
             municipality_id=municipality_id,
-            young_person_id=preview.young_person_id,
-            details={"count": result.count, "shown": len(result.previews)},
+            young_person_id=young_person_id,
+            details={"count": count, "shown": len(young_person_ids)},
         )
 
 

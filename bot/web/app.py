@@ -17,7 +17,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.metrics import Metrics
 from bot.runtime import Runtime
-from bot.web import admin, api, auth, inbox, live, people, simulator, staff, webhooks
+from bot.web import (
+    admin,
+    api,
+    auth,
+    campaign_pages,
+    importer,
+    inbox,
+    live,
+    people,
+    protection,
+    results,
+    simulator,
+    staff,
+    texts,
+    webhooks,
+)
 from bot.web.pages import Pages
 from storage import migrate
 
@@ -140,6 +155,11 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(live.router(runtime))
     app.include_router(admin.router(runtime, pages))
     app.include_router(people.router(runtime, pages))
+    app.include_router(campaign_pages.router(runtime, pages))
+    app.include_router(importer.router(runtime, pages))
+    app.include_router(protection.router(runtime, pages))
+    app.include_router(texts.router(runtime, pages))
+    app.include_router(results.router(runtime, pages))
     if runtime.settings.simulator:
         app.include_router(simulator.router(runtime, pages))
     app.include_router(webhooks.router(runtime))

@@ -110,7 +110,8 @@ def read_audience(
         statuses.append(status)
 
     form.values["tag"] = _many(params, "tag")
-    tags = sorted({tag.lower() for value in form.values["tag"] for tag in value.split(",") if tag})
+    # As stored: the form offers the municipality's own tags, spelled as they were imported.
+    tags = sorted({tag.strip() for value in form.values["tag"] for tag in value.split(",")} - {""})
 
     chosen_staff: list[int] = []
     form.values["kontaktperson"] = _many(params, "kontaktperson")

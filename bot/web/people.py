@@ -21,18 +21,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from bot import invitations
 from bot.formatting import format_moment
 from bot.runtime import Runtime
+from bot.web import audience
 from bot.web.auth import Refused, SignedIn, check_csrf, is_api_like, private, require_role
 from bot.web.forms import parse_day, parse_time
 from bot.web.pages import Pages
@@ -48,7 +52,7 @@ from dialogs.types import (
     Role,
     YoungPersonStatus,
 )
-from storage import access, audit, export, people_view, plans
+from storage import access, audit, export, people_view, plans, roster
 from storage.models import Goal, Meeting, SubGoal, YoungPerson, utcnow
 
 MAX_ID = 2**31 - 1
@@ -134,6 +138,9 @@ ACTION_LABELS = {
     "young_person.imported": N_("importerede den unge"),
     "young_person.updated_by_import": N_("opdaterede den unge ved en import"),
     "young_person.invitation_renewed": N_("fornyede invitationen"),
+    "young_person.assigned": N_("skiftede kontaktperson"),
+    "young_person.invited_by_sms": N_("sendte en invitation på sms"),
+    "young_person.invitation_link_shown": N_("hentede invitationslinket til Telegram"),
     "thread.viewed": N_("så samtalen"),
     "inbox.took_over": N_("overtog samtalen fra botten"),
     "inbox.handed_back": N_("gav samtalen tilbage til botten"),
@@ -154,6 +161,13 @@ DONE = {
     "meeting": N_("Mødet er oprettet, og påmindelserne er planlagt."),
     "moved": N_("Mødet er flyttet, og påmindelserne følger med."),
     "cancelled": N_("Mødet er aflyst, og dets påmindelser er stoppet."),
+    "assigned": N_("Kontaktpersonen er skiftet."),
+    "link": N_("Invitationslinket er klar. Kopiér det, og giv det til den unge."),
+    "invited": N_("Invitationen er lagt i kø og sendes på sms."),
+    "invited_later": N_(
+        "Invitationen er lagt i kø. Det er stille tid nu, så den bliver sendt, når den stille "
+        "tid slutter."
+    ),
 }
 COMING = (MeetingStatus.PLANNED, MeetingStatus.CONFIRMED)
 
@@ -383,6 +397,17 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
                 ],
                 "access_log_total": view.access_log_total,
                 "can_export": me.role is Role.COORDINATOR,
+                "can_assign": me.role is Role.COORDINATOR,
+                "kontaktperson_id": person.kontaktperson_id,
+                "assignable": (
+                    [
+                        (s.id, s.name)
+                        for s in roster.kontaktpersoner(session, person.municipality_id)
+                    ]
+                    if me.role is Role.COORDINATOR
+                    else []
+                ),
+                "invite": _invite_context(session, person, now, language, zone),
                 "goal_statuses": list(GOAL_STATUS_LABELS.items()),
                 "today_iso": today.isoformat(),
             }
@@ -401,6 +426,20 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
         )
         response.status_code = status
         return response
+
+    def _invite_context(
+        session: Session, person: YoungPerson, now: datetime, language: str, zone: ZoneInfo
+    ) -> dict[str, Any]:
+        settings = runtime.settings
+        refused = invitations.refusal(session, person, now)
+        last = invitations.last_sms_invitation(session, person)
+        return {
+            "telegram": bool(settings.telegram_bot_username),
+            "link": invitations.current_telegram_link(settings, person, now),
+            "connected": person.telegram_chat_id is not None,
+            "sms_refused": (refused.message, dict(refused.params)) if refused else None,
+            "last_sms": _short(last, language, zone),
+        }
 
     def _back(person_id: int, done: str, anchor: str) -> RedirectResponse:
         return RedirectResponse(f"/young-people/{person_id}?done={done}#{anchor}", status_code=303)
@@ -435,30 +474,51 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
 
     # ------------------------------------------------------------------------ list
 
-    @routes.get("", response_class=HTMLResponse)
-    def young_people(
+    def _list(
         request: Request,
-        me: Reader,
-        q: Annotated[str, Query(max_length=200)] = "",
-        status: Annotated[str, Query(max_length=40)] = "",
+        me: SignedIn,
+        *,
+        assign_error: Message | None = None,
+        assign_done: Message | None = None,
+        picked: Sequence[int] = (),
+        status_code: int = 200,
     ) -> Response:
-        chosen = None
-        if status:
-            try:
-                chosen = YoungPersonStatus(status)
-            except ValueError:
-                chosen = None
+        params = request.query_params
+        q = params.get("q", "")[:200]
+        assigned = params.get("assigned", "")
+        if assign_done is None and assigned.isdigit() and len(assigned) < 6:
+            assign_done = (N_("{n} unge har fået en ny kontaktperson."), {"n": int(assigned)})
         language = pages.language(request)
         now = utcnow()
         with database.session() as session:
             viewer = me.load(session)
-            listing = people_view.visible_list(session, viewer, now, search=q, status=chosen)
+            assert viewer.municipality_id is not None  # kontaktpersoner and coordinators have one
+            offered = audience.choices(
+                session, viewer.municipality_id, STATUS_LABELS, reachable_only=False
+            )
+            coordinator = me.role is Role.COORDINATOR
+            assignable = offered.kontaktpersoner if coordinator else []
+            if not coordinator:
+                # A kontaktperson sees only their own young people: no one else's to filter on.
+                # Nor tags of young people they do not see.
+                offered = audience.Choices(
+                    [],
+                    people_view.visible_tags(session, viewer, now),
+                    offered.statuses,
+                    offered.channels,
+                )
+            form = audience.read_audience(
+                params, kontaktperson_ids=offered.kontaktperson_ids, reachable_only=False
+            )
             zone = ZoneInfo(
                 viewer.municipality.timezone
                 if viewer.municipality is not None
                 else runtime.settings.default_timezone
             )
             today = now.astimezone(zone).date()
+            listing = people_view.visible_list(
+                session, viewer, now, search=q, audience=form.audience, today=today
+            )
             rows = [
                 {
                     "id": row.id,
@@ -467,6 +527,7 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
                     "status": STATUS_LABELS[row.status],
                     "kontaktperson": row.kontaktperson,
                     "language": language_name(row.language, language),
+                    "picked": row.id in picked,
                 }
                 for row in listing.rows
             ]
@@ -476,9 +537,14 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
                 action="young_people.listed",
                 staff_id=me.id,
                 municipality_id=me.municipality_id,
-                details={"shown": len(rows), "searched": bool(q.strip()), "status": status},
+                details={
+                    "shown": len(rows),
+                    "searched": bool(q.strip()),
+                    "filters": form.audience.to_dict() if form.audience is not None else None,
+                },
             )
-        return private(
+        filtered = bool(q.strip()) or form.chosen
+        response = private(
             pages,
             request,
             "people_list.html",
@@ -487,9 +553,68 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
             total=listing.total,
             limit=people_view.MAX_LIST,
             q=q,
-            status=chosen.value if chosen is not None else "",
-            statuses=list(STATUS_LABELS.items()),
+            form=form,
+            choices=offered,
+            filtered=filtered,
+            assignable=assignable,
+            assign_error=assign_error,
+            assign_done=assign_done,
+            query=str(request.url.query),
         )
+        response.status_code = status_code
+        return response
+
+    @routes.get("", response_class=HTMLResponse)
+    def young_people(request: Request, me: Reader) -> Response:
+        return _list(request, me)
+
+    @routes.post("/assign", response_class=HTMLResponse)
+    def assign_many(
+        request: Request,
+        me: Coordinator,
+        person: Annotated[list[str] | None, Form()] = None,
+        kontaktperson: Annotated[str, Form(max_length=20)] = "",
+        back: Text = "",
+    ) -> Response:
+        raw_ids = [value.strip() for value in person or []]
+        raw_staff = kontaktperson.strip()
+        picked = [int(v) for v in raw_ids if v.isdigit() and 0 < int(v) <= MAX_ID]
+        now = utcnow()
+        try:
+            if len(picked) != len(raw_ids) or len(picked) > people_view.MAX_LIST:
+                raise roster.AssignRefused(roster.NOBODY_CHOSEN)
+            if not raw_staff.isdigit() or int(raw_staff) > MAX_ID:
+                raise roster.AssignRefused(roster.NOT_A_KONTAKTPERSON)
+            with database.session() as session:
+                viewer = me.load(session)
+                assert viewer.municipality_id is not None
+                chosen = [
+                    session.get_one(YoungPerson, person_id)
+                    for person_id in dict.fromkeys(picked)
+                    if access.can_see(session, viewer, person_id, now)
+                ]
+                if len(chosen) != len(set(picked)):
+                    raise _not_found(request)
+                changed = roster.assign_many(
+                    session,
+                    chosen,
+                    int(raw_staff),
+                    municipality_id=viewer.municipality_id,
+                    actor=viewer,
+                    now=now,
+                )
+        except roster.AssignRefused as refused:
+            return _list(
+                request,
+                me,
+                assign_error=(refused.message, dict(refused.params)),
+                picked=picked,
+                status_code=400,
+            )
+        # Back to the same filtered list; only its query string is kept, never a path.
+        kept = [(key, value) for key, value in parse_qsl(back) if key != "assigned"]
+        query = urlencode([*kept, ("assigned", str(changed))])
+        return RedirectResponse(f"/young-people?{query}", status_code=303)
 
     # ------------------------------------------------------------------------ the page
 
@@ -829,6 +954,66 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
             _record(session, me, person, "young_person.meeting_cancelled", meeting_id=meeting.id)
 
         return _change(request, me, person_id, work, "cancelled", f"meeting-{meeting_id}")
+
+    # ------------------------------------------------------------------------ kontaktperson
+
+    @routes.post("/{person_id}/kontaktperson", response_class=HTMLResponse)
+    def assign(
+        request: Request, me: Coordinator, person_id: PersonId, kontaktperson: Text = ""
+    ) -> Response:
+        def work(session: Session, person: YoungPerson, now: datetime) -> None:
+            values = {"kontaktperson": kontaktperson}
+            wanted = kontaktperson.strip()
+            try:
+                if not wanted.isdigit() or int(wanted) > MAX_ID:
+                    raise roster.AssignRefused(roster.NOT_A_KONTAKTPERSON)
+                roster.assign(session, person, int(wanted), actor=me.load(session), now=now)
+            except roster.AssignRefused as refused:
+                raise FormError(
+                    {"kontaktperson": (refused.message, dict(refused.params))},
+                    values,
+                    "kontaktperson",
+                ) from None
+
+        return _change(request, me, person_id, work, "assigned", "kontaktperson-form")
+
+    # ------------------------------------------------------------------------ invitations
+
+    @routes.post("/{person_id}/invitation/telegram", response_class=HTMLResponse)
+    def invitation_link(request: Request, me: Reader, person_id: PersonId) -> Response:
+        def work(session: Session, person: YoungPerson, now: datetime) -> None:
+            link = invitations.telegram_link(
+                session, runtime.settings, person, now=now, actor=me.audit_name
+            )
+            if link is None:
+                raise FormError(
+                    {"invite-link": (N_("Telegram er ikke sat op i Stifinder."), {})},
+                    {},
+                    "invitation",
+                )
+            _record(session, me, person, "young_person.invitation_link_shown")
+
+        return _change(request, me, person_id, work, "link", "invitation")
+
+    @routes.post("/{person_id}/invitation/sms", response_class=HTMLResponse)
+    def invitation_sms(request: Request, me: Reader, person_id: PersonId) -> Response:
+        deferred: list[bool] = []
+
+        def work(session: Session, person: YoungPerson, now: datetime) -> None:
+            try:
+                invited = invitations.send_sms_invitation(
+                    session, runtime.settings, person, me.load(session), now=now
+                )
+            except invitations.InvitationRefused as refused:
+                raise FormError(
+                    {"invite-sms": (refused.message, dict(refused.params))}, {}, "invitation"
+                ) from None
+            deferred.append(invited.not_before > now)
+
+        response = _change(request, me, person_id, work, "invited", "invitation")
+        if deferred == [True]:
+            return _back(person_id, "invited_later", "invitation")
+        return response
 
     # ------------------------------------------------------------------------ export
 

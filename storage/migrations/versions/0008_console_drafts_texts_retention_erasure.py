@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.models.base  # noqa: F401 - column types used below
-
+import storage.models.base
 
 revision: str = "0008"
 down_revision: str | None = "0007"
