@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -70,6 +71,8 @@ LOOK_AHEAD = timedelta(days=1)
 RELATIVE_EVERY = timedelta(minutes=15)
 # At most this many campaign messages wait in the outbox at a time: pausing acts within seconds.
 OUTBOX_BACKLOG = 400
+# How often a running worker looks again whether a full backlog has room.
+FEED_PAUSE = 0.05
 BATCH = 200
 PREVIEWS = 5
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -485,12 +488,30 @@ class Campaigns:
 
     # ------------------------------------------------------------------ sending
 
-    def send_due(self, *, limit: int = BATCH, budget: int = 20 * BATCH) -> int:
-        """Queue the messages of due recipients; returns how many recipients were settled."""
+    def send_due(
+        self,
+        *,
+        limit: int = BATCH,
+        budget: int = 20 * BATCH,
+        wait_seconds: float = 0.0,
+        on_queued: Callable[[], object] | None = None,
+    ) -> int:
+        """Queue the messages of due recipients; returns how many recipients were settled.
+
+        With the outbox's campaign backlog full it returns at once, unless ``wait_seconds`` is
+        given: a running worker, whose dispatcher drains the outbox in other threads (and other
+        processes), then keeps checking every ``FEED_PAUSE`` and tops the backlog up as it
+        drains, rather than leaving it empty until its next poll. ``on_queued`` is called after
+        each batch is committed (the worker wakes its dispatcher with it).
+        """
         settled = 0
+        deadline = time.monotonic() + wait_seconds
         while settled < budget:
             if self._backlog() >= OUTBOX_BACKLOG:
-                break
+                if time.monotonic() + FEED_PAUSE >= deadline:
+                    break
+                time.sleep(FEED_PAUSE)
+                continue
             with self.database.session() as session:
                 now = self.clock()
                 batch = repo.claim_due(session, now=now, limit=limit, worker_id=self.worker_id)
@@ -527,6 +548,8 @@ class Campaigns:
                     self._queued(recipient, message.id, now)
                 del people
             settled += len(batch)
+            if written and on_queued is not None:
+                on_queued()
             if len(batch) < limit:
                 break
         self._finish_done()

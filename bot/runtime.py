@@ -30,6 +30,9 @@ from dialogs.types import Channel
 from storage import inbound as inbound_events
 from storage.db import Database
 
+# How long a running worker's campaign job keeps topping up the outbox before it yields.
+FEED_SECONDS = 2.0
+
 
 @dataclass
 class Runtime:
@@ -127,6 +130,14 @@ class Runtime:
         }
 
     def worker(self) -> Worker:
+        feeding = min(self.settings.worker_poll_seconds, FEED_SECONDS)
+
+        def feed_campaigns() -> int:
+            # While the dispatcher drains the outbox (here and in other workers), top the
+            # campaign backlog up as it empties and wake the pump to send at once, instead of
+            # waiting for the next poll on either side.
+            return self.campaigns.send_due(wait_seconds=feeding, on_queued=self.pump.kick)
+
         return Worker(
             database=self.database,
             metrics=self.metrics,
@@ -136,6 +147,11 @@ class Runtime:
             after_sweep=[
                 self.inbound.process_pending,
                 self.campaigns.send_due,
+                self.dispatcher.dispatch_due,
+            ],
+            running=[
+                self.inbound.process_pending,
+                feed_campaigns,
                 self.dispatcher.dispatch_due,
             ],
         )

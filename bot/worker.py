@@ -104,6 +104,7 @@ class Worker:
         handlers: Mapping[str, Handler],
         poll_seconds: float = 5.0,
         after_sweep: Sequence[Callable[[], object]] = (),
+        running: Sequence[Callable[[], object]] | None = None,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = LEASE,
@@ -113,6 +114,9 @@ class Worker:
         self.metrics = metrics
         self.handlers = dict(handlers)
         self.after_sweep = list(after_sweep)
+        # What a started worker runs as its own jobs: the after-sweep tasks unless told otherwise
+        # (a task may wait for work that another job does, which a one-thread sweep cannot).
+        self.running = list(after_sweep if running is None else running)
         self.poll_seconds = poll_seconds
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
@@ -329,7 +333,7 @@ class Worker:
         jobs: list[tuple[str, Callable[[], object]]] = [("sweep", self.sweep_items)]
         jobs += [
             (getattr(task, "__name__", f"task{number}"), task)
-            for number, task in enumerate(self.after_sweep)
+            for number, task in enumerate(self.running)
         ]
         for name, task in jobs:
             scheduler.add_job(

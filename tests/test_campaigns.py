@@ -3,6 +3,8 @@ pause, cancel and opt-out, with a controlled clock and the real worker and dispa
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from bot.campaigns import CAMPAIGN_RUN, CampaignError, Campaigns, Spec, next_fire
+from bot.campaigns import (
+    CAMPAIGN_RUN,
+    OUTBOX_BACKLOG,
+    CampaignError,
+    Campaigns,
+    Spec,
+    next_fire,
+)
 from bot.channels.simulator import SimulatorChannel
 from bot.conversations import Conversations
 from bot.metrics import Metrics
@@ -458,3 +467,77 @@ def test_cron_weekdays_are_read_as_crontab_reads_them(expression: str, weekdays:
 def test_a_cron_expression_that_cannot_be_read_is_refused(expression: str) -> None:
     with pytest.raises(CampaignError, match="cron"):
         next_fire(expression, ZoneInfo("Europe/Copenhagen"), datetime(2026, 11, 22, tzinfo=UTC))
+
+
+def test_a_running_worker_tops_the_backlog_up_as_other_workers_drain_it(world: World) -> None:
+    """Without waiting, queuing stops while the outbox holds OUTBOX_BACKLOG campaign messages;
+    a running worker's campaign job waits for the dispatchers (its own and other workers') to
+    drain them and queues the rest at once, waking its dispatcher after each batch."""
+    extra = 900
+    with world.database.session() as session:
+        session.add_all(
+            YoungPerson(
+                municipality_id=world.place_id,
+                first_name=f"U{n}",
+                birth_date=date(2006, 1, 1),
+                status=YoungPersonStatus.ACTIVE,
+                phone=f"+4530{n:06d}",
+            )
+            for n in range(extra)
+        )
+    campaign_id = world.launch()
+    world.worker.sweep_items()  # the run: every recipient pending
+    with world.database.session() as session:
+        total = int(
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(CampaignRecipient)
+                .where(CampaignRecipient.campaign_id == campaign_id)
+            )
+            or 0
+        )
+    assert total > extra
+
+    def queued() -> int:
+        with world.database.session() as session:
+            return int(
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(CampaignRecipient)
+                    .where(CampaignRecipient.status != RecipientStatus.PENDING)
+                )
+                or 0
+            )
+
+    world.campaigns.send_due()
+    first = queued()
+    assert OUTBOX_BACKLOG <= first < total  # stopped at the backlog
+
+    drained = threading.Event()
+
+    def drain() -> None:  # another worker's dispatcher, sending what is queued
+        while not drained.is_set():
+            with world.database.session() as session:
+                session.execute(
+                    sa.update(OutboxEntry)
+                    .where(OutboxEntry.status == OutboxStatus.PENDING)
+                    .values(status=OutboxStatus.SENT)
+                )
+            time.sleep(0.05)
+
+    wakes: list[int] = []
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    try:
+        started = time.monotonic()
+        settled = world.campaigns.send_due(
+            wait_seconds=30, on_queued=lambda: wakes.append(queued())
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        drained.set()
+        drainer.join()
+    assert queued() == total
+    assert settled == total - first
+    assert elapsed < 15  # it returned when nothing was left, not at its deadline
+    assert len(wakes) >= 2 and wakes == sorted(wakes)  # woken after each committed batch
