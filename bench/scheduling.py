@@ -1469,8 +1469,12 @@ def scale_text(results: dict[str, Any]) -> str:
             f"{machine_cores} cores carry at most {machine_cores / per_message * 1000:.0f} "
             f"messages/s, {machine_cores / per_message * 1000 / one:.2f}× one worker. Each worker "
             f"kept {four['mean_in_flight'] / 4:.1f} of its 16 sends in flight, against "
-            f"{first['mean_in_flight']:.1f} alone: the workers wait for the CPU, not for the "
-            "provider or each other."
+            f"{first['mean_in_flight']:.1f} alone: "
+            + (
+                "the workers wait for the CPU, not for the provider or each other."
+                if cores > 0.85 * machine_cores
+                else "the machine still had CPU to spare."
+            )
         )
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from functools import cached_property
 from bot.campaigns import Campaigns
 from bot.channels import ChannelAdapter
 from bot.channels.simulator import SimulatorChannel
-from bot.channels.sms import TwilioChannel, twilio_client
+from bot.channels.sms import TwilioChannel, twilio_client, twilio_sending_client
 from bot.channels.telegram import TelegramChannel, telegram_bot
 from bot.conversations import DIALOG_TIMEOUT, Conversations
 from bot.followups import FollowUps
@@ -79,6 +79,7 @@ class Runtime:
                 status_callback=f"{settings.public_base_url.rstrip('/')}{TWILIO_STATUS_PATH}",
                 validity_period=settings.sms_validity_seconds,
                 gsm7_lookalikes=settings.sms_gsm7_lookalikes,
+                sending=twilio_sending_client(settings),
             )
         return adapters
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.channels import Delivery
-from bot.channels.sms import TwilioChannel, twilio_client
+from bot.channels import Delivery, SendResult
+from bot.channels.sms import TwilioChannel, twilio_client, twilio_sending_client
 from bot.outbox import Limits
 from bot.runtime import Runtime
 from bot.web.paths import TELEGRAM_PATH, TWILIO_SMS_PATH, TWILIO_STATUS_PATH
@@ -473,10 +473,19 @@ def test_the_twilio_client_keeps_a_connection_for_every_send_in_flight() -> None
         twilio_auth_token="t" * 32,
         twilio_from_number=SENDER,
     )
-    session = twilio_client(settings).http_client.session
+    session = twilio_client(settings).http_client.session  # lookups
     for url in ("https://provider.invalid/", "http://127.0.0.1/"):
         pools = session.get_adapter(url).poolmanager.connection_pool_kw
         assert pools["maxsize"] >= Limits().concurrency
+
+    async def sending_limit() -> int:  # sends
+        client = twilio_sending_client(settings)()
+        try:
+            return int(client.http_client.session.connector.limit)
+        finally:
+            await client.http_client.close()
+
+    assert asyncio.run(sending_limit()) >= Limits().concurrency
 
 
 def test_the_twilio_client_sends_through_the_proxy_the_environment_names(
@@ -517,12 +526,20 @@ def test_the_twilio_client_sends_through_the_proxy_the_environment_names(
         from_number=SENDER,
         messaging_service_sid=None,
         status_callback=None,
+        sending=twilio_sending_client(settings),
     )
     monkeypatch.delenv("HTTP_PROXY")  # already read
     delivery = Delivery(
         message_id=1, young_person_id=1, text="Hej", phone="+4520000000", telegram_chat_id=None
     )
-    result = asyncio.run(channel.send(delivery))
+
+    async def send_and_close() -> SendResult:
+        try:
+            return await channel.send(delivery)
+        finally:
+            await channel.close()
+
+    result = asyncio.run(send_and_close())
     thread.join(timeout=10)
     server.close()
     assert result.provider_id == "SM" + "1" * 32

@@ -1,15 +1,22 @@
-"""SMS through the twilio SDK, in a worker thread so the event loop never blocks."""
+"""SMS through the twilio SDK: sends over its asynchronous HTTP client (aiohttp) on the
+dispatcher's event loop, and the rare lookups of an unknown outcome over its blocking client in a
+worker thread, so the event loop never blocks."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -57,17 +64,23 @@ class TwilioChannel:
         status_callback: str | None,
         validity_period: int | None = None,
         gsm7_lookalikes: bool = True,
+        sending: Callable[[], Client],
     ) -> None:
         if not (from_number or messaging_service_sid):
             raise ValueError("an SMS sender needs a from number or a Messaging Service")
         self.client = client
+        # The client for sends is built on the event loop that sends (aiohttp's session
+        # belongs to one loop), at the first send.
+        self._sending = sending
+        self._sender: Client | None = None
+        self._timeout = client.http_client.timeout
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.status_callback = status_callback
         self.validity_period = validity_period
         self.gsm7_lookalikes = gsm7_lookalikes
 
-    def _create(self, delivery: Delivery) -> Any:
+    def _options(self, delivery: Delivery) -> dict[str, Any]:
         options: dict[str, Any] = {"to": delivery.phone, "body": self.body(delivery.text)}
         if self.messaging_service_sid:
             options["messaging_service_sid"] = self.messaging_service_sid
@@ -77,24 +90,26 @@ class TwilioChannel:
             options["status_callback"] = self.status_callback
         if self.validity_period:
             options["validity_period"] = self.validity_period
-        return self.client.messages.create(**options)
+        return options
 
     async def send(self, delivery: Delivery) -> SendResult:
         if not delivery.phone:
             raise Unreachable("no phone number for this young person")
+        if self._sender is None:
+            self._sender = self._sending()
         try:
-            message = await asyncio.to_thread(self._create, delivery)
+            # The SDK passes no timeout to aiohttp: the whole call is bounded here.
+            message = await asyncio.wait_for(
+                self._sender.messages.create_async(**self._options(delivery)), self._timeout
+            )
         except TwilioRestException as error:
             raise _meaning(error) from error
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
+        except aiohttp.ClientConnectorError as error:
+            # Never connected (refused, no route, name or certificate trouble): nothing was sent.
             raise RetryLater(str(error)) from error
-        except requests.exceptions.ConnectionError as error:
-            if _never_connected(error):
-                raise RetryLater(str(error)) from error
-            raise OutcomeUnknown(str(error)) from error
-        except requests.exceptions.Timeout as error:
-            # A read timeout: Twilio may have created the message.
-            raise OutcomeUnknown(str(error)) from error
+        except (TimeoutError, aiohttp.ClientError) as error:
+            # Cut off after the request may have left: Twilio may have created the message.
+            raise OutcomeUnknown(f"{type(error).__name__}: {error}") from error
         status = TWILIO_STATUS.get(str(message.status), DeliveryStatus.SENDING)
         return SendResult(status, provider_id=str(message.sid))
 
@@ -130,6 +145,9 @@ class TwilioChannel:
         session = getattr(self.client.http_client, "session", None)
         if session is not None:
             session.close()
+        if self._sender is not None:
+            await self._sender.http_client.close()
+            self._sender = None
 
 
 def twilio_client(settings: Settings) -> Client:
@@ -164,9 +182,36 @@ def twilio_client(settings: Settings) -> Client:
     return client
 
 
-def _never_connected(error: requests.exceptions.ConnectionError) -> bool:
-    text = repr(error)
-    return "NewConnectionError" in text or "Connection refused" in text
+def twilio_sending_client(settings: Settings) -> Callable[[], Client]:
+    """What builds the SDK client for sends, over aiohttp, on the event loop that will use it
+    (an aiohttp session belongs to one loop).
+
+    The proxy and CA bundle variables are read now, once, as for the blocking client; the
+    client keeps a connection for every send in flight.
+    """
+    assert settings.twilio_auth_token is not None
+    account, token = settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value()
+    base_url = (settings.twilio_api_base_url or TWILIO_API).rstrip("/")
+    proxies = requests.utils.get_environ_proxies(base_url)
+    proxy = proxies.get(urlsplit(base_url).scheme) or proxies.get("all")
+    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+    def build() -> Client:
+        http = AsyncTwilioHttpClient(pool_connections=False)
+        http.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=CONNECTIONS,
+                ssl=ssl.create_default_context(cafile=cafile) if cafile else True,
+            ),
+            proxy=proxy,
+            trust_env=False,
+        )
+        client = Client(account, token, http_client=http)
+        if settings.twilio_api_base_url:
+            client.api.base_url = base_url
+        return client
+
+    return build
 
 
 def _meaning(error: TwilioRestException) -> Exception:
