@@ -154,7 +154,11 @@ def worker(ctx: typer.Context) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runtime.worker().run_until(stop)
+    try:
+        runtime.worker().run_until(stop)
+    finally:
+        # The pump may be sending what the campaign job woke it for: let it record that.
+        runtime.close()
 
 
 @db_app.command("upgrade")

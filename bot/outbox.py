@@ -114,6 +114,9 @@ class Dispatcher:
         self._buckets: dict[Channel, TokenBucket] = {}
         self._per_chat: PerKey | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        # Called after SMS sends are recorded: a status callback that came in before its send
+        # was recorded has been waiting for exactly that (the runtime wakes its pump with it).
+        self.on_recorded: Callable[[], object] | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -372,6 +375,11 @@ class Dispatcher:
                 for job, outcome in pairs:
                     if job.entry_id in held:
                         self._record(session, job, outcome)
+            if self.on_recorded is not None and any(
+                job.channel is Channel.SMS and isinstance(outcome, SendResult)
+                for job, outcome in pairs
+            ):
+                self.on_recorded()
             return
         except Exception:
             log.exception("recording a batch failed; recording one by one")

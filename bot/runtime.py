@@ -114,7 +114,11 @@ class Runtime:
 
     @cached_property
     def pump(self) -> Pump:
-        return Pump([self.inbound.process_pending, self.dispatcher.dispatch_due])
+        pump = Pump([self.inbound.process_pending, self.dispatcher.dispatch_due])
+        # A status callback can overtake the recording of its send: it waits, and the pump
+        # goes round once more when a send is recorded.
+        self.dispatcher.on_recorded = pump.kick
+        return pump
 
     @cached_property
     def notifier(self) -> Notifier:
