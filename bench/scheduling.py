@@ -393,8 +393,9 @@ BUCKET_ONLY_SECONDS = 8  # the limiter as it was: long enough to show its first 
 def part_rate(
     dbs: Databases, kind: str, rate: int, *, variant: str, workdir: Path
 ) -> dict[str, Any]:
-    """``variant``: "window" (bot/ratelimit.py as it is) or "bucket-only" (as it was)."""
-    seconds = RATE_SECONDS if variant == "window" else BUCKET_ONLY_SECONDS
+    """``variant``: "window" (bot/ratelimit.py as it is), "hand-over" (the window counted from
+    hand-over, as it was before) or "bucket-only" (the bucket alone, as it was before that)."""
+    seconds = BUCKET_ONLY_SECONDS if variant == "bucket-only" else RATE_SECONDS
     supply = rate * (seconds + 4)
     url = dbs.url(kind, f"rate_{rate}_{variant.replace('-', '_')}")
     database = seed.fresh(url)
@@ -407,8 +408,8 @@ def part_rate(
         log = workdir / f"rate-{kind}-{rate}-{variant}"
         with FakeProviderProcess(rate=rate, log=log.with_suffix(".fake.log")) as fake:
             env = worker_env(url, provider_url=fake.url, poll_seconds=1.0, sms_per_second=rate)
-            module = "bench.worker_variant" if variant == "bucket-only" else None
-            args = ("--bucket-only",) if variant == "bucket-only" else ()
+            module = "bench.worker_variant" if variant != "window" else None
+            args = (f"--{variant}",) if variant != "window" else ()
             worker = WorkerProcess(env, log.with_suffix(".worker.log"), module=module, args=args)
             timeline: list[tuple[float, int, int]] = []
             with (
@@ -1192,6 +1193,13 @@ def campaign_text(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+LIMITERS = {
+    "window": "window from the answer",
+    "hand-over": "window from hand-over (before)",
+    "bucket-only": "bucket only (before)",
+}
+
+
 def rate_ok(row: dict[str, Any]) -> bool:
     return bool(
         row["share"] >= RATE_TARGET_SHARE
@@ -1215,10 +1223,13 @@ def rate_text(results: dict[str, Any]) -> str:
         f"in the first {RATE_SECONDS} whole seconds from the first one, divided by "
         f"{RATE_SECONDS}. Maxima over the accepted messages and, in parentheses, over every "
         "request the provider saw (429s included: what Stifinder actually sent). **bucket "
-        "only** is the limiter as it was (`TokenBucket`, capacity = rate, starting full), run "
-        f"for {BUCKET_ONLY_SECONDS} s in the same run for comparison; **window** is "
-        "`bot/ratelimit.py` now. Target: ≥ 95% of the set rate, never more than the set rate "
-        "in a calendar or a sliding second.",
+        "only** is the first limiter (`TokenBucket`, capacity = rate, starting full), run "
+        f"for {BUCKET_ONLY_SECONDS} s in the same run for comparison; **window from hand-over** "
+        "is the second (no more than the rate in any window of 1.03 s, each send counted from "
+        "when the limiter let it go); **window from the answer** is `bot/ratelimit.py` now "
+        f"(a window of {1 + MARGIN:.2f} s, each send counted from the provider's answer). "
+        "Target: ≥ 95% of the set rate, never more than the set rate in a calendar or a "
+        "sliding second.",
         "",
         "| database | limiter | set rate | achieved | share | max in a calendar second | "
         "max in any sliding second | 429s | requests in the first second | target |",
@@ -1226,7 +1237,7 @@ def rate_text(results: dict[str, Any]) -> str:
     ]
     for kind, rows in parts.items():
         for row in rows:
-            label = "window" if row["variant"] == "window" else "bucket only (before)"
+            label = LIMITERS[row["variant"]]
             target = met(rate_ok(row)) if row["variant"] == "window" else "(comparison)"
             lines.append(
                 f"| {kind} | {label} | {row['rate']}/s | {row['achieved']:.1f}/s | "
@@ -1238,13 +1249,14 @@ def rate_text(results: dict[str, Any]) -> str:
     lines += ["", "Reading:", ""]
     for kind, rows in parts.items():
         for row in rows:
-            if row["variant"] != "window":
+            if row["variant"] == "bucket-only":
                 continue
             cpu = row["cpu"]
             wall = max(cpu.get("wall_s", 1.0), 1e-9)
             gaps = row.get("gaps", {})
             text = (
-                f"- {kind}, {row['rate']}/s: {row['share']:.1%} of the rate "
+                f"- {kind}, {row['rate']}/s, {LIMITERS[row['variant']]}: {row['share']:.1%} "
+                "of the rate "
                 f"({met(row['share'] >= RATE_TARGET_SHARE)}), at most "
                 f"{row['attempts_max_sliding_second']} requests in any sliding second "
                 f"({met(row['attempts_max_sliding_second'] <= row['rate'])}), "
@@ -1253,10 +1265,14 @@ def rate_text(results: dict[str, Any]) -> str:
                     " (each came "
                     + ", ".join(f"{span:.3f} s" for span in row.get("spans_429", [])[:5])
                     + f" after the {row['rate']}th accepted message before it, where the "
-                    f"limiter keeps {1 + MARGIN:.2f} s at hand-over: some sends took up to "
-                    f"{(1 + MARGIN - min(row['spans_429'])) * 1000:.0f} ms longer than others "
+                    "limiter keeps 1.03 s at hand-over: some sends took up to "
+                    f"{(1.03 - min(row['spans_429'])) * 1000:.0f} ms longer than others "
                     "from the limiter to the provider)"
-                    if row.get("spans_429") and row["variant"] == "window"
+                    if row.get("spans_429") and row["variant"] == "hand-over"
+                    else " (each came "
+                    + ", ".join(f"{span:.3f} s" for span in row.get("spans_429", [])[:5])
+                    + f" after the {row['rate']}th accepted message before it)"
+                    if row.get("spans_429")
                     else ""
                 )
                 + f", {row['duplicates']} duplicates. "
@@ -1626,7 +1642,11 @@ def run(options: Options, dbs: Databases, workdir: Path) -> dict[str, Any]:
         for kind in options.databases:
             rows = []
             # The old limiter behaves the same on either database: compare it on the first only.
-            variants = ("bucket-only", "window") if kind == options.databases[0] else ("window",)
+            variants = (
+                ("bucket-only", "hand-over", "window")
+                if kind == options.databases[0]
+                else ("window",)
+            )
             for rate in options.rates:
                 for variant in variants:
                     row = part_rate(dbs, kind, rate, variant=variant, workdir=workdir)

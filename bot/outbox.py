@@ -358,8 +358,9 @@ class Dispatcher:
                 cost = float(count_segments(job.delivery.text).count or 1)
             if job.channel is Channel.TELEGRAM and job.delivery.telegram_chat_id is not None:
                 await self._per_chat.take(job.delivery.telegram_chat_id)
-            await self._bucket(job.channel).take(cost)
-            async with self._semaphore:
+            # A free slot first, then the limiter: nothing waits between the limiter letting a
+            # send go and the send, and the send counts in the limit until it is answered.
+            async with self._semaphore, self._bucket(job.channel).sending(cost):
                 return await adapter.send(job.delivery)
         except Exception as error:
             return error

@@ -9,27 +9,43 @@ does not keep to that: one that starts full with a capacity of ``rate`` lets ``r
 and refills meanwhile, so its first second (and the first second after every pause) carries up
 to twice the rate. :class:`TokenBucket` therefore remembers what it let through and never lets
 more than ``rate * window`` into any window; and it paces what a window allows instead of
-letting it all go at once, because a burst handed to a thread pool reaches the provider spread
-out by however long the pool takes, which a window counted at hand-over cannot see.
+letting it all go at once.
+
+A request reaches the provider some time after the limiter lets it go: after the client has
+built it, found a connection and written it, on a machine that may be busy. Those delays differ
+from request to request, so a window counted from hand-over can still put one request too many
+into the provider's second (one that was slow to leave, and the one a window later that was
+quick). A request sent with :meth:`TokenBucket.sending` therefore stays in the window until the
+provider has answered it and a whole window after that. The provider received it before it
+answered, and the request that takes its place is made after that, so the two always lie more
+than a window apart at the provider, however long either took to get there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 # What a pause saved (a window with room) goes out at up to this multiple of the rate, paced.
 PACE = 2.0
-# The window is this much longer than the provider's, as a share of it: a request that reaches
-# the provider up to 30 ms later than the one handed over a window after it still falls outside
-# the provider's one-second window (jitter of 20-30 ms was seen on a busy 2-core machine, see
-# bench/RESULTS.md); the cost is 3% of the rate.
-MARGIN = 0.03
+# The window is this much longer than the provider's, as a share of it: room for a provider that
+# notes a request's arrival a little after its answer has left, or for a clock that steps. Sends
+# are counted from the answer (see the module's docstring), so delays on the way there need no
+# room here; the cost is 1% of the rate.
+MARGIN = 0.01
 # Waits shorter than this are rounding, not waits (a clock that only moves by sleeps would
 # otherwise never get past a float's last digit).
 EPSILON = 1e-9
+
+
+@dataclass(slots=True)
+class _Take:
+    cost: float
+    leaves: float = math.inf  # while the request is on its way: it holds its place
 
 
 class TokenBucket:
@@ -37,9 +53,10 @@ class TokenBucket:
 
     Takes are paced by a bucket of ``burst`` tokens refilled at ``PACE * rate``: ``burst`` may go
     back to back, the rest follow at most ``PACE`` times the rate. Every take is logged, and a take
-    waits until the takes of the last ``window * (1 + MARGIN)`` seconds leave room for its cost.
-    A cost above ``burst`` waits for a full bucket, and a cost above ``rate * window`` (a long
-    SMS on a low limit) goes alone into an empty window: late, but sent.
+    waits until the takes of the last ``window * (1 + MARGIN)`` seconds leave room for its cost;
+    a take made with :meth:`sending` counts from when its request was answered instead. A cost
+    above ``burst`` waits for a full bucket, and a cost above ``rate * window`` (a long SMS on a
+    low limit) goes alone into an empty window: late, but sent.
     """
 
     def __init__(
@@ -60,32 +77,30 @@ class TokenBucket:
         self.span = window * (1 + MARGIN)
         self.clock = clock
         self.updated = clock()
-        self._taken: deque[tuple[float, float]] = deque()  # (leaves the window, cost), in order
-        self._in_window = 0.0
+        self._taken: list[_Take] = []  # in the window, or still on their way
         self._lock = asyncio.Lock()
+        self._answered = asyncio.Event()
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate * PACE)
         self.updated = now
 
     def _window_wait(self, now: float, cost: float) -> float:
-        """Seconds until a take of ``cost`` fits into the window ending then (0: it fits now)."""
-        while self._taken and self._taken[0][0] <= now + EPSILON:
-            self._in_window -= self._taken.popleft()[1]
+        """Seconds until a take of ``cost`` fits into the window ending then (0: it fits now;
+        infinite: not before a request on its way has been answered)."""
+        self._taken = [take for take in self._taken if take.leaves > now + EPSILON]
         if not self._taken:
-            self._in_window = 0.0  # no rounding carried over
             return 0.0
-        if self._in_window + cost <= self.limit:
+        left = math.fsum(take.cost for take in self._taken)
+        if left + cost <= self.limit:
             return 0.0
-        left = self._in_window
-        for leaves, taken in self._taken:
+        for leaves, taken in sorted((t.leaves, t.cost) for t in self._taken if t.leaves < math.inf):
             left -= taken
-            if left + cost <= self.limit or left <= 0:
+            if left + cost <= self.limit or left <= EPSILON:
                 return leaves - now
-        return 0.0  # not reached: the last take leaves the window empty
+        return math.inf
 
-    async def take(self, cost: float = 1.0) -> None:
-        """Wait until ``cost`` fits, then take it."""
+    async def _admit(self, cost: float) -> _Take:
         async with self._lock:
             while True:
                 now = self.clock()
@@ -96,10 +111,32 @@ class TokenBucket:
                 )
                 if wait <= EPSILON:
                     self.tokens -= cost
-                    self._taken.append((now + self.span, cost))
-                    self._in_window += cost
-                    return
-                await asyncio.sleep(wait)
+                    take = _Take(cost)
+                    self._taken.append(take)
+                    return take
+                if wait == math.inf:
+                    self._answered.clear()
+                    await self._answered.wait()
+                else:
+                    await asyncio.sleep(wait)
+
+    def _answer(self, take: _Take) -> None:
+        take.leaves = self.clock() + self.span
+        self._answered.set()
+
+    async def take(self, cost: float = 1.0) -> None:
+        """Wait until ``cost`` fits, then take it: counted from now."""
+        self._answer(await self._admit(cost))
+
+    @asynccontextmanager
+    async def sending(self, cost: float = 1.0) -> AsyncIterator[None]:
+        """Wait until ``cost`` fits, then send in the block: counted from when it ends (the
+        provider's answer, an error or a timeout), and in every window until then."""
+        take = await self._admit(cost)
+        try:
+            yield
+        finally:
+            self._answer(take)
 
 
 class PerKey:

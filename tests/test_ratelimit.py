@@ -1,10 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import date
 
 import pytest
 
+from bot.channels import Delivery, SendResult
+from bot.outbox import Dispatcher, Limits
 from bot.ratelimit import MARGIN, PerKey, TokenBucket
+from dialogs.types import Author, Channel, DeliveryStatus, Direction
+from storage.db import Database
+from storage.models import Message, Municipality, OutboxEntry, YoungPerson
+
+real_sleep = asyncio.sleep  # the fixture below replaces asyncio.sleep
 
 
 class FakeClock:
@@ -104,3 +113,148 @@ def test_per_key_buckets_are_independent() -> None:
         return len(limiter._buckets)
 
     assert asyncio.run(run()) == 2
+
+
+def test_a_send_counts_from_its_answer_not_from_when_it_was_let_go(clock: FakeClock) -> None:
+    bucket = TokenBucket(2, clock=clock)
+    span = 1 + MARGIN
+
+    async def run() -> list[float]:
+        times = []
+        for took in (0.5, 0.0, 0.0):
+            async with bucket.sending():
+                times.append(clock.now)
+                clock.now += took  # the provider answers this much later
+        return times
+
+    # The first was answered at 0.5, so the third waits until 0.5 + a window, not 0 + a window.
+    assert asyncio.run(run()) == pytest.approx([0.0, 0.5, 0.5 + span])
+
+
+def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> None:
+    bucket = TokenBucket(2, clock=clock)
+    span = 1 + MARGIN
+
+    async def run() -> list[float]:
+        gate = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def slow() -> None:
+            async with bucket.sending():
+                entered.set()
+                await gate.wait()
+
+        waiting = asyncio.create_task(slow())
+        await entered.wait()
+        times = []
+        for _ in range(3):  # one place is held: one take a window
+            await bucket.take()
+            times.append(clock.now)
+        gate.set()  # answered now: it leaves the window a window from now
+        await waiting
+        for _ in range(2):
+            await bucket.take()
+            times.append(clock.now)
+        return times
+
+    first = 1 / 4  # paced at twice the rate after the slow one's take at 0
+    assert asyncio.run(run()) == pytest.approx(
+        [first, first + span, first + 2 * span, first + 3 * span, first + 3 * span + 1 / 4]
+    )
+
+
+def test_a_take_waits_for_the_answer_when_sends_on_their_way_fill_the_window(
+    clock: FakeClock,
+) -> None:
+    bucket = TokenBucket(1, clock=clock)
+
+    async def run() -> tuple[bool, float]:
+        gate = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def slow() -> None:
+            async with bucket.sending():
+                entered.set()
+                await gate.wait()
+
+        waiting = asyncio.create_task(slow())
+        await entered.wait()
+        second = asyncio.create_task(bucket.take())
+        for _ in range(20):
+            await real_sleep(0)
+        blocked = not second.done()
+        clock.now = 5.0
+        gate.set()
+        await waiting
+        await second
+        return blocked, clock.now
+
+    blocked, taken_at = asyncio.run(run())
+    assert blocked
+    assert taken_at == pytest.approx(5.0 + 1 + MARGIN)
+
+
+class LateFirstRequests:
+    """An SMS provider that takes 150 ms over each of the first ten requests and answers the
+    rest at once, noting each request as received just before it answers (the worst case for
+    its count of a second)."""
+
+    channel = Channel.SMS
+
+    def __init__(self) -> None:
+        self.received: list[float] = []
+        self.calls = 0
+
+    async def send(self, delivery: Delivery) -> SendResult:
+        self.calls += 1
+        if self.calls <= 10:
+            await asyncio.sleep(0.15)
+        self.received.append(time.monotonic())
+        return SendResult(DeliveryStatus.SENT, provider_id=f"SM{delivery.message_id}")
+
+    async def reconcile(self, delivery: Delivery, since: object) -> SendResult | None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def test_requests_slow_to_reach_the_provider_never_crowd_its_second(database: Database) -> None:
+    with database.session() as session:
+        place = Municipality(name="Aarhus Kommune", slug="aarhus")
+        session.add(place)
+        session.flush()
+        for i in range(30):
+            person = YoungPerson(
+                municipality_id=place.id,
+                first_name=f"Ung {i}",
+                birth_date=date(2008, 1, 1),
+                phone=f"+452{i:07d}",
+            )
+            session.add(person)
+            session.flush()
+            message = Message(
+                young_person_id=person.id,
+                direction=Direction.OUTBOUND,
+                channel=Channel.SMS,
+                author=Author.BOT,
+                text=f"Hej {i}",
+                status=DeliveryStatus.QUEUED,
+            )
+            session.add(message)
+            session.flush()
+            session.add(OutboxEntry(message_id=message.id, channel=Channel.SMS))
+    provider = LateFirstRequests()
+    dispatcher = Dispatcher(
+        database=database,
+        adapters={Channel.SMS: provider},
+        limits=Limits(sms_segments_per_second=10),
+    )
+    try:
+        assert dispatcher.dispatch_due(limit=100) == 30
+    finally:
+        dispatcher.close()
+    assert len(provider.received) == 30
+    # Counted from hand-over, the ten sent quickly a window after the slow ones reached the
+    # provider inside the same second as them: 12 or 13 in a second.
+    assert most_in_one_second(provider.received) == 10
