@@ -19,7 +19,7 @@ from telegram.constants import ChatMemberStatus
 from bot.channels.sms import TWILIO_STATUS
 from bot.conversations import Conversations, UnknownYoungPerson
 from bot.i18n import translate
-from bot.outbox import rank
+from bot.outbox import rank, stored_rank
 from bot.sms_errors import PERMANENT
 from dialogs import replies
 from dialogs.crisis import shows_crisis
@@ -412,29 +412,34 @@ def apply_twilio_status(inbound: Inbound, form: Mapping[str, str]) -> bool:
     code = form.get("ErrorCode") or None
     now = inbound.clock()
     with inbound.database.session() as session:
-        # Locked: two callbacks of one message (sent, delivered) may be applied at once, and the
-        # later status must win whatever order their transactions end in.
-        message = session.scalar(
-            sa.select(Message)
-            .where(Message.channel == Channel.SMS, Message.provider_id == sid)
-            .with_for_update()
-        )
-        if message is None or status is None:
+        found = session.execute(
+            sa.select(Message.id, Message.young_person_id).where(
+                Message.channel == Channel.SMS, Message.provider_id == sid
+            )
+        ).first()
+        if found is None or status is None:
             return False
-        if rank(status) >= rank(message.status):
-            message.status = status
-            message.status_changed_at = now
-        if status is DeliveryStatus.DELIVERED:
-            message.delivered_at = message.delivered_at or now
-        if status is DeliveryStatus.SENT:
-            message.sent_at = message.sent_at or now
-        if code:
-            message.error_code = code
-        person = (
-            session.get(YoungPerson, message.young_person_id) if message.young_person_id else None
+        message_id, person_id = found
+        # Two callbacks of one message (sent, delivered) may be applied at once. Each change is
+        # one statement judged on the row as it is when written, so the later status wins
+        # whatever order their transactions end in; a status judged on the row as read first
+        # could step back (SQLite has no row locks to keep the other out meanwhile).
+        this = sa.update(Message).where(Message.id == message_id)
+        session.execute(
+            this.where(stored_rank(Message.status) <= rank(status)).values(
+                status=status, status_changed_at=now
+            )
         )
-        if person is not None and code in PERMANENT:
-            person.sms_error_code = code
+        if status is DeliveryStatus.DELIVERED:
+            session.execute(this.where(Message.delivered_at.is_(None)).values(delivered_at=now))
+        if status is DeliveryStatus.SENT:
+            session.execute(this.where(Message.sent_at.is_(None)).values(sent_at=now))
+        if code:
+            session.execute(this.values(error_code=code))
+        if person_id is not None and code in PERMANENT:
+            person = session.get(YoungPerson, person_id)
+            if person is not None:
+                person.sms_error_code = code
     if code == "21610":
         inbound.provider_opt_out(form.get("To", ""))
     return True

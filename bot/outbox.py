@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from bot.channels import (
     ChannelAdapter,
@@ -604,3 +604,11 @@ def rank(status: DeliveryStatus) -> int:
     if status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED):
         return len(_ORDER)
     return _ORDER.index(status) if status in _ORDER else 0
+
+
+def stored_rank(
+    status: sa.ColumnElement[DeliveryStatus] | InstrumentedAttribute[DeliveryStatus],
+) -> sa.ColumnElement[int]:
+    """:func:`rank` of a stored status, in SQL: for an update that must not step a status back
+    whatever else changed the row since it was read."""
+    return sa.case(*((status == each, rank(each)) for each in DeliveryStatus), else_=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -63,6 +65,53 @@ def test_status_callbacks_never_step_back(database: Database) -> None:
     assert apply_twilio_status(inbound, {"MessageSid": "SM1", "MessageStatus": "delivered"})
     assert apply_twilio_status(inbound, {"MessageSid": "SM1", "MessageStatus": "sent"})
     assert not apply_twilio_status(inbound, {"MessageSid": "SM9", "MessageStatus": "sent"})
+    with database.session() as session:
+        message = session.scalars(sa.select(Message)).one()
+        assert message.status is DeliveryStatus.DELIVERED
+        assert message.delivered_at == NOW and message.sent_at == NOW
+
+
+def test_a_later_status_applied_meanwhile_is_never_stepped_back(database: Database) -> None:
+    """The "sent" callback has read the message when "delivered" is applied from another
+    connection, before "sent" writes. SQLite takes no row lock, so a status judged on the row
+    as it was read would step back to "sent"."""
+    person_id = _person(database, phone="+4520123456")
+    with database.session() as session:
+        session.add(
+            Message(
+                young_person_id=person_id,
+                direction=Direction.OUTBOUND,
+                channel=Channel.SMS,
+                author=Author.BOT,
+                text="hej",
+                provider_id="SM1",
+                status=DeliveryStatus.SENDING,
+            )
+        )
+    inbound = _inbound(database)
+    meanwhile: list[bool] = []
+
+    def deliver() -> None:
+        meanwhile.append(
+            apply_twilio_status(inbound, {"MessageSid": "SM1", "MessageStatus": "delivered"})
+        )
+
+    def after_the_read(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if meanwhile or not statement.lstrip().upper().startswith("SELECT"):
+            return
+        if "provider_id" not in statement:
+            return
+        meanwhile.append(True)
+        other = threading.Thread(target=deliver)
+        other.start()
+        other.join(timeout=15)
+
+    sa.event.listen(database.engine, "after_cursor_execute", after_the_read)
+    try:
+        assert apply_twilio_status(inbound, {"MessageSid": "SM1", "MessageStatus": "sent"})
+    finally:
+        sa.event.remove(database.engine, "after_cursor_execute", after_the_read)
+    assert meanwhile == [True, True]  # "delivered" was applied while "sent" was under way
     with database.session() as session:
         message = session.scalars(sa.select(Message)).one()
         assert message.status is DeliveryStatus.DELIVERED
