@@ -115,20 +115,34 @@ def test_per_key_buckets_are_independent() -> None:
     assert asyncio.run(run()) == 2
 
 
-def test_a_send_counts_from_its_answer_not_from_when_it_was_let_go(clock: FakeClock) -> None:
-    bucket = TokenBucket(2, clock=clock)
-    span = 1 + MARGIN
+def sends(bucket: TokenBucket, clock: FakeClock, trips: list[float]) -> list[float]:
+    """Send one after another, each answered ``trip`` seconds after it was let go."""
 
     async def run() -> list[float]:
         times = []
-        for took in (0.5, 0.0, 0.0):
+        for trip in trips:
             async with bucket.sending():
                 times.append(clock.now)
-                clock.now += took  # the provider answers this much later
+                clock.now += trip
         return times
 
-    # The first was answered at 0.5, so the third waits until 0.5 + a window, not 0 + a window.
-    assert asyncio.run(run()) == pytest.approx([0.0, 0.5, 0.5 + span])
+    return asyncio.run(run())
+
+
+def test_a_late_answer_keeps_its_send_in_the_window_that_much_longer(clock: FakeClock) -> None:
+    span = 1 + MARGIN
+    # The second send took half a second longer than the quickest: the fourth, which takes its
+    # place, waits until half a second after the window would have let it go.
+    times = sends(TokenBucket(2, clock=clock), clock, [0.0, 0.5, 0.0, 0.0])
+    assert times == pytest.approx([0.0, 0.25, span, 0.75 + span])
+
+
+def test_a_round_trip_every_send_takes_costs_nothing(clock: FakeClock) -> None:
+    span = 1 + MARGIN
+    # Counted from each answer, every window would start 0.3 s later: a window's worth of sends
+    # would go every 1.31 s, not every 1.01 s.
+    times = sends(TokenBucket(2, clock=clock), clock, [0.3] * 6)
+    assert times == pytest.approx([0.0, 0.3, span, span + 0.3, 2 * span, 2 * span + 0.3])
 
 
 def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> None:
@@ -136,6 +150,8 @@ def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> 
     span = 1 + MARGIN
 
     async def run() -> list[float]:
+        async with bucket.sending():
+            pass  # a quick one: round trips take no time here
         gate = asyncio.Event()
         entered = asyncio.Event()
 
@@ -147,7 +163,7 @@ def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> 
         waiting = asyncio.create_task(slow())
         await entered.wait()
         times = []
-        for _ in range(3):  # one place is held: one take a window
+        for _ in range(2):  # one place is held: one take a window
             await bucket.take()
             times.append(clock.now)
         gate.set()  # answered now: it leaves the window a window from now
@@ -157,10 +173,7 @@ def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> 
             times.append(clock.now)
         return times
 
-    first = 1 / 4  # paced at twice the rate after the slow one's take at 0
-    assert asyncio.run(run()) == pytest.approx(
-        [first, first + span, first + 2 * span, first + 3 * span, first + 3 * span + 1 / 4]
-    )
+    assert asyncio.run(run()) == pytest.approx([span, 2 * span, 3 * span, 3 * span + 1 / 4])
 
 
 def test_a_take_waits_for_the_answer_when_sends_on_their_way_fill_the_window(
@@ -169,6 +182,8 @@ def test_a_take_waits_for_the_answer_when_sends_on_their_way_fill_the_window(
     bucket = TokenBucket(1, clock=clock)
 
     async def run() -> tuple[bool, float]:
+        async with bucket.sending():
+            pass
         gate = asyncio.Event()
         entered = asyncio.Event()
 
@@ -194,10 +209,10 @@ def test_a_take_waits_for_the_answer_when_sends_on_their_way_fill_the_window(
     assert taken_at == pytest.approx(5.0 + 1 + MARGIN)
 
 
-class LateFirstRequests:
-    """An SMS provider that takes 150 ms over each of the first ten requests and answers the
-    rest at once, noting each request as received just before it answers (the worst case for
-    its count of a second)."""
+class SlowMiddleRequests:
+    """An SMS provider that answers at once but takes 150 ms over the sixth to tenth request,
+    noting each request as received just before it answers (the worst case for its count of a
+    second)."""
 
     channel = Channel.SMS
 
@@ -207,7 +222,7 @@ class LateFirstRequests:
 
     async def send(self, delivery: Delivery) -> SendResult:
         self.calls += 1
-        if self.calls <= 10:
+        if 5 < self.calls <= 10:
             await asyncio.sleep(0.15)
         self.received.append(time.monotonic())
         return SendResult(DeliveryStatus.SENT, provider_id=f"SM{delivery.message_id}")
@@ -244,7 +259,7 @@ def test_requests_slow_to_reach_the_provider_never_crowd_its_second(database: Da
             session.add(message)
             session.flush()
             session.add(OutboxEntry(message_id=message.id, channel=Channel.SMS))
-    provider = LateFirstRequests()
+    provider = SlowMiddleRequests()
     dispatcher = Dispatcher(
         database=database,
         adapters={Channel.SMS: provider},
@@ -255,6 +270,6 @@ def test_requests_slow_to_reach_the_provider_never_crowd_its_second(database: Da
     finally:
         dispatcher.close()
     assert len(provider.received) == 30
-    # Counted from hand-over, the ten sent quickly a window after the slow ones reached the
-    # provider inside the same second as them: 12 or 13 in a second.
+    # Counted from hand-over, the ones sent a window after the slow ones reached the provider
+    # inside the same second as them: 13 in a second.
     assert most_in_one_second(provider.received) == 10
