@@ -12,6 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.models import DialogTextOverride
@@ -53,11 +54,24 @@ def save(
     reviewed: bool,
     now: datetime,
 ) -> DialogTextOverride:
-    """Create or replace the municipality's text; reviewed by ``staff_id`` only if ``reviewed``."""
+    """Create or replace the municipality's text; reviewed by ``staff_id`` only if ``reviewed``.
+
+    Two coordinators saving the same new text at once both succeed, and the later save wins:
+    the row is inserted unless it exists by then, then read and written.
+    """
     row = get(session, municipality_id, language, source)
     if row is None:
-        row = DialogTextOverride(municipality_id=municipality_id, language=language, source=source)
-        session.add(row)
+        insert = (
+            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        key = {"municipality_id": municipality_id, "language": language, "source": source}
+        session.execute(
+            insert(DialogTextOverride).on_conflict_do_nothing(index_elements=list(key)),
+            [{**key, "text": text, "updated_at": now}],
+        )
+        row = session.scalars(
+            sa.select(DialogTextOverride).filter_by(**key).execution_options(populate_existing=True)
+        ).one()
     row.text = text
     row.updated_by_id = staff_id
     row.updated_at = now

@@ -3,8 +3,10 @@ the bot saying the municipality's text to its own young people only."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,9 +23,16 @@ from bot.web.app import create_app
 from dialogs import replies
 from dialogs.flows.dreams import DREAMS
 from dialogs.model import Ask
-from dialogs.types import Channel
+from dialogs.types import Channel, Role
+from storage import dialog_texts as stored_texts
 from storage.db import Database
-from storage.models import AuditEvent, DialogTextOverride, YoungPerson
+from storage.models import (
+    AuditEvent,
+    DialogTextOverride,
+    Municipality,
+    StaffUser,
+    YoungPerson,
+)
 from tests.conftest import make_settings
 from tests.staff_world import World, build_world, csrf_token, sign_in
 
@@ -256,3 +265,67 @@ def test_dialogs_check_with_a_municipality_checks_its_own_texts(site: Site) -> N
     unknown = runner.invoke(cli, [*args[:-1], "nowhere"], obj=site.runtime)
     assert unknown.exit_code == 2
     assert "Kommunen nowhere findes ikke." in unknown.output
+
+
+def test_two_coordinators_saving_the_same_new_text_at_once_both_succeed(
+    database: Database,
+) -> None:
+    with database.session() as session:
+        place = Municipality(name="Aarhus Kommune", slug="aarhus")
+        session.add(place)
+        session.flush()
+        carsten, dorte = (
+            StaffUser(
+                municipality_id=place.id,
+                name=name,
+                email=f"{name.lower()}@aarhus.dk",
+                role=Role.COORDINATOR,
+                password_hash="x",
+            )
+            for name in ("Carsten", "Dorte")
+        )
+        session.add_all([carsten, dorte])
+        session.flush()
+        ids = place.id, carsten.id, dorte.id
+    place_id, carsten_id, dorte_id = ids
+    source = "Hvad drømmer du om?"
+
+    def save(session: Any, text: str, staff_id: int) -> None:
+        stored_texts.save(
+            session,
+            municipality_id=place_id,
+            language="da",
+            source=source,
+            text=text,
+            staff_id=staff_id,
+            reviewed=False,
+            now=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        )
+
+    meanwhile: list[str] = []
+
+    def dorte_saves() -> None:
+        with database.session() as session:
+            save(session, "Hvad drømmer du om? Fortæl løs.", dorte_id)
+        meanwhile.append("saved")
+
+    def after_carstens_look(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if meanwhile or "dialog_text_override" not in statement:
+            return
+        meanwhile.append("looked")  # Carsten found no text: Dorte creates it now
+        other = threading.Thread(target=dorte_saves)
+        other.start()
+        other.join(timeout=15)
+
+    sa.event.listen(database.engine, "after_cursor_execute", after_carstens_look)
+    try:
+        with database.session() as session:
+            save(session, "Hvad drømmer du om, når du kigger frem?", carsten_id)
+    finally:
+        sa.event.remove(database.engine, "after_cursor_execute", after_carstens_look)
+    assert meanwhile == ["looked", "saved"]
+    with database.session() as session:
+        rows = session.scalars(sa.select(DialogTextOverride)).all()
+        assert [(r.text, r.updated_by_id) for r in rows] == [
+            ("Hvad drømmer du om, når du kigger frem?", carsten_id)
+        ]
