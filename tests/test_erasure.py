@@ -5,6 +5,7 @@ every list, and other roles and municipalities are refused. Also the retention s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -400,13 +401,22 @@ def consent_kinds(session: sa.orm.Session, person_id: int) -> list[ConsentKind]:
     )
 
 
+def _people_on_home(client: TestClient) -> int:
+    """The count of young people on the staff home page ("Du har adgang til N unge.")."""
+    found = re.search(r"Du har adgang til (\d+) unge?\.", client.get("/staff").text)
+    assert found is not None
+    return int(found.group(1))
+
+
 def test_an_erased_person_is_gone_from_pages_lists_and_audiences(site: Site) -> None:
     mads = site.world.people["mads"]
     with _client(site, "karin") as client:
         assert f"/inbox/{mads}" in client.get("/inbox").text  # his open handoff
     with _client(site, "carsten") as client:
         assert f'/young-people/{mads}"' in client.get("/young-people").text
+        before = _people_on_home(client)
         assert _post(client, ERASE.format(mads), confirm_name="Mads").status_code == 303
+        assert _people_on_home(client) == before - 1
         for path in (f"/young-people/{mads}", f"/inbox/{mads}", ERASE.format(mads)):
             assert client.get(path).status_code == 404, path
         assert _post(client, ERASE.format(mads), confirm_name="—").status_code == 404

@@ -72,7 +72,7 @@ def router(runtime: Runtime, pages: Pages) -> APIRouter:
                 visible = session.scalar(
                     sa.select(sa.func.count())
                     .select_from(YoungPerson)
-                    .where(access.visible_young_people(staff, now))
+                    .where(access.visible_young_people(staff, now), YoungPerson.erased_at.is_(None))
                 )
             covering = [
                 (colleague.name, day_text(absence_days(colleague, zone)[1], language))
