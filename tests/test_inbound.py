@@ -47,7 +47,8 @@ def _person(database: Database, **fields: object) -> int:
         return person.id
 
 
-def test_status_callbacks_never_step_back(database: Database) -> None:
+def _sms_on_its_way(database: Database, sid: str) -> None:
+    """An SMS to a young person that Twilio has taken as ``sid`` and not reported on yet."""
     person_id = _person(database, phone="+4520123456")
     with database.session() as session:
         session.add(
@@ -57,10 +58,14 @@ def test_status_callbacks_never_step_back(database: Database) -> None:
                 channel=Channel.SMS,
                 author=Author.BOT,
                 text="hej",
-                provider_id="SM1",
+                provider_id=sid,
                 status=DeliveryStatus.SENDING,
             )
         )
+
+
+def test_status_callbacks_never_step_back(database: Database) -> None:
+    _sms_on_its_way(database, "SM1")
     inbound = _inbound(database)
     assert apply_twilio_status(inbound, {"MessageSid": "SM1", "MessageStatus": "delivered"})
     assert apply_twilio_status(inbound, {"MessageSid": "SM1", "MessageStatus": "sent"})
@@ -75,19 +80,7 @@ def test_a_later_status_applied_meanwhile_is_never_stepped_back(database: Databa
     """The "sent" callback has read the message when "delivered" is applied from another
     connection, before "sent" writes. SQLite takes no row lock, so a status judged on the row
     as it was read would step back to "sent"."""
-    person_id = _person(database, phone="+4520123456")
-    with database.session() as session:
-        session.add(
-            Message(
-                young_person_id=person_id,
-                direction=Direction.OUTBOUND,
-                channel=Channel.SMS,
-                author=Author.BOT,
-                text="hej",
-                provider_id="SM1",
-                status=DeliveryStatus.SENDING,
-            )
-        )
+    _sms_on_its_way(database, "SM1")
     inbound = _inbound(database)
     meanwhile: list[bool] = []
 

@@ -145,6 +145,20 @@ def test_a_round_trip_every_send_takes_costs_nothing(clock: FakeClock) -> None:
     assert times == pytest.approx([0.0, 0.3, span, span + 0.3, 2 * span, 2 * span + 0.3])
 
 
+async def on_its_way(bucket: TokenBucket, answer: asyncio.Event) -> asyncio.Task[None]:
+    """A send let go by ``bucket`` and answered when ``answer`` is set."""
+    entered = asyncio.Event()
+
+    async def send() -> None:
+        async with bucket.sending():
+            entered.set()
+            await answer.wait()
+
+    task = asyncio.create_task(send())
+    await entered.wait()
+    return task
+
+
 def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> None:
     bucket = TokenBucket(2, clock=clock)
     span = 1 + MARGIN
@@ -153,15 +167,7 @@ def test_a_send_on_its_way_keeps_its_place_in_every_window(clock: FakeClock) -> 
         async with bucket.sending():
             pass  # a quick one: round trips take no time here
         gate = asyncio.Event()
-        entered = asyncio.Event()
-
-        async def slow() -> None:
-            async with bucket.sending():
-                entered.set()
-                await gate.wait()
-
-        waiting = asyncio.create_task(slow())
-        await entered.wait()
+        waiting = await on_its_way(bucket, gate)
         times = []
         for _ in range(2):  # one place is held: one take a window
             await bucket.take()
@@ -185,15 +191,7 @@ def test_a_take_waits_for_the_answer_when_sends_on_their_way_fill_the_window(
         async with bucket.sending():
             pass
         gate = asyncio.Event()
-        entered = asyncio.Event()
-
-        async def slow() -> None:
-            async with bucket.sending():
-                entered.set()
-                await gate.wait()
-
-        waiting = asyncio.create_task(slow())
-        await entered.wait()
+        waiting = await on_its_way(bucket, gate)
         second = asyncio.create_task(bucket.take())
         for _ in range(20):
             await real_sleep(0)
