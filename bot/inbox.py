@@ -130,13 +130,11 @@ class Inbox:
             )
             conversation.last_outbound_at = now
             answered = inbox.record_first_answer(session, person.id, now)
-            audit.record(
+            audit.by_staff(
                 session,
-                actor=f"staff:{staff.id}",
-                action="inbox.replied",
-                staff_id=staff.id,
-                municipality_id=person.municipality_id,
-                young_person_id=person.id,
+                staff,
+                "inbox.replied",
+                person,
                 details={
                     "message_id": message.id,
                     "channel": channel.value,
@@ -164,13 +162,11 @@ class Inbox:
             conversation.step = None
             conversation.variables = {}
             conversation.misses = 0
-            audit.record(
+            audit.by_staff(
                 session,
-                actor=f"staff:{staff.id}",
-                action="inbox.handed_back",
-                staff_id=staff.id,
-                municipality_id=person.municipality_id,
-                young_person_id=person.id,
+                staff,
+                "inbox.handed_back",
+                person,
                 details={"resolved": [h.id for h in resolved]},
             )
 
@@ -186,12 +182,10 @@ def _take(
     handoffs = inbox.unresolved(session, person.id)
     for handoff in handoffs:
         handoff.assignee_id = staff.id
-    audit.record(
+    audit.by_staff(
         session,
-        actor=f"staff:{staff.id}",
-        action="inbox.took_over",
-        staff_id=staff.id,
-        municipality_id=person.municipality_id,
-        young_person_id=person.id,
+        staff,
+        "inbox.took_over",
+        person,
         details={"from": previous.value, "handoffs": [h.id for h in handoffs]},
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from storage.models import AuditEvent
+from storage.models import AuditEvent, StaffUser, YoungPerson
 
 
 def record(
@@ -31,3 +31,23 @@ def record(
     )
     session.add(event)
     return event
+
+
+def by_staff(
+    session: Session,
+    staff: StaffUser,
+    action: str,
+    young_person: YoungPerson,
+    *,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """What a staff member did with a young person's data, in that young person's municipality."""
+    return record(
+        session,
+        actor=f"staff:{staff.id}",
+        action=action,
+        staff_id=staff.id,
+        municipality_id=young_person.municipality_id,
+        young_person_id=young_person.id,
+        details=details,
+    )

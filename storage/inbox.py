@@ -383,13 +383,11 @@ def add_note(
     )
     session.add(note)
     session.flush()
-    audit.record(
+    audit.by_staff(
         session,
-        actor=f"staff:{author.id}",
-        action="inbox.note_added",
-        staff_id=author.id,
-        municipality_id=young_person.municipality_id,
-        young_person_id=young_person.id,
+        author,
+        "inbox.note_added",
+        young_person,
         details={"note_id": note.id},
     )
     return note
@@ -420,13 +418,11 @@ def set_status(
             handoff.resolved_at = None
             handoff.resolved_by_id = None
     if changed:
-        audit.record(
+        audit.by_staff(
             session,
-            actor=f"staff:{staff.id}",
-            action="inbox.status_changed",
-            staff_id=staff.id,
-            municipality_id=young_person.municipality_id,
-            young_person_id=young_person.id,
+            staff,
+            "inbox.status_changed",
+            young_person,
             details={
                 "status": status.value,
                 "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,

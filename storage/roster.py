@@ -111,13 +111,11 @@ def _assign(
     person.kontaktperson = staff
     person.kontaktperson_id = staff.id
     moved = _move_handoffs(session, person, now)
-    audit.record(
+    audit.by_staff(
         session,
-        actor=f"staff:{actor.id}",
-        action="young_person.assigned",
-        staff_id=actor.id,
-        municipality_id=person.municipality_id,
-        young_person_id=person.id,
+        actor,
+        "young_person.assigned",
+        person,
         details={
             "kontaktperson_id": staff.id,
             "before": before,
