@@ -83,6 +83,9 @@ class Start:
     young_person_id: int
     dialog: str
     variables: Mapping[str, Any] = field(default_factory=dict)
+    # REPLY when the young person just asked for it (opened the bot from an invitation link):
+    # then it is an answer, and quiet hours do not hold it back.
+    purpose: Purpose = Purpose.PROACTIVE
 
 
 @dataclass(frozen=True)
@@ -210,13 +213,17 @@ class Conversations:
         dialog: str,
         variables: Mapping[str, Any],
         session: Session | None = None,
+        purpose: Purpose = Purpose.PROACTIVE,
     ) -> list[Sent]:
-        """Start a dialog on the bot's own initiative; nothing is sent to an opted-out person.
+        """Start a dialog on the bot's own initiative (or as the answer to what the young person
+        just did, with ``purpose=Purpose.REPLY``); nothing is sent to an opted-out person.
 
         With ``session`` the turn runs inside the caller's transaction (a scheduled item's), so the
         item is closed in the same commit as the messages it caused.
         """
-        [sent] = self.start_many([Start(young_person_id, dialog, variables)], session=session)
+        [sent] = self.start_many(
+            [Start(young_person_id, dialog, variables, purpose)], session=session
+        )
         return sent
 
     def start_many(
@@ -338,7 +345,7 @@ class Conversations:
                     continue
                 state = self._state(person, conversation)
                 result = self.engine.start(
-                    state, start.dialog, start.variables, contexts[person.id]
+                    state, start.dialog, start.variables, contexts[person.id], purpose=start.purpose
                 )
                 turns.append((index, _Turn(person, conversation, result, channel)))
             written = self._apply_all(session, [turn for _, turn in turns], now, None)

@@ -293,7 +293,11 @@ class Inbound:
             )
             return
         if bound is None:
-            self.conversations.start(young_person_id=person_id, dialog="welcome", variables={})
+            # The young person opened the bot from their invitation: the welcome is the answer,
+            # so it goes at once, also at night.
+            self.conversations.start(
+                young_person_id=person_id, dialog="welcome", variables={}, purpose=Purpose.REPLY
+            )
         else:
             self.conversations.receive(
                 young_person_id=person_id,

@@ -160,8 +160,18 @@ class Engine:
             return self._change_language(out, language)
         return self._answer(out, step, text)
 
-    def start(self, state: State, dialog: str, variables: Mapping[str, Any], ctx: Context) -> Turn:
-        """Start a dialog on the bot's own initiative (outreach, reminder, check-in)."""
+    def start(
+        self,
+        state: State,
+        dialog: str,
+        variables: Mapping[str, Any],
+        ctx: Context,
+        *,
+        purpose: Purpose = Purpose.PROACTIVE,
+    ) -> Turn:
+        """Start a dialog: on the bot's own initiative (outreach, reminder, check-in), or with
+        ``purpose=Purpose.REPLY`` as the answer to what the young person just did (opened the
+        bot from an invitation link), which is never deferred."""
         out = _Builder(state, ctx)
         if state.opted_out or state.holder is not Holder.BOT:
             return out.turn()
@@ -170,7 +180,7 @@ class Engine:
         if missing:
             raise ValueError(f"dialog {dialog} needs {', '.join(missing)}")
         out.state = replace(state, variables=dict(variables)).at(dialog, definition.start)
-        self._run(out, definition.start, purpose=Purpose.PROACTIVE)
+        self._run(out, definition.start, purpose=purpose)
         return out.turn()
 
     def timeout(self, state: State, dialog: str, step: str, ctx: Context) -> Turn:

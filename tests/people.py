@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 
 from sqlalchemy.orm import Session
 
@@ -35,4 +35,14 @@ def add_mads(session: Session, **fields: object) -> YoungPerson:
     person = YoungPerson(**values)
     session.add(person)
     session.flush()
+    return person
+
+
+def at_any_hour(person: YoungPerson) -> YoungPerson:
+    """No quiet hours in the young person's municipality, for tests on the real clock that are
+    not about quiet hours: what the bot starts on its own then goes out at whatever hour they
+    run (quiet hours are tested with a fixed clock in tests/test_timing.py and
+    tests/test_followups.py)."""
+    place = person.municipality
+    place.quiet_hours_start = place.quiet_hours_end = time(0)
     return person

@@ -45,7 +45,7 @@ from tests.app_server import free_port, serving, wait_for
 from tests.conftest import make_settings
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
-from tests.people import add_mads
+from tests.people import add_mads, at_any_hour
 
 SECRET = "webhook_Secret-123"
 SENDER = "+4570000001"
@@ -106,14 +106,15 @@ def text_update(update_id: int, chat_id: int, message_id: int, text: str) -> dic
 @pytest.fixture
 def stack(database: Database) -> Iterator[Stack]:
     with database.session() as session:
-        person_id = add_mads(
+        person = add_mads(
             session,
             phone=PHONE,
             status=YoungPersonStatus.ACTIVE,
             preferred_channel=Channel.SMS,
             invite_code=CODE,
             invite_code_expires_at=datetime.now(UTC) + timedelta(days=30),
-        ).id
+        )
+        person_id = at_any_hour(person).id
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with FakeTelegram() as telegram, FakeTwilio() as twilio:

@@ -14,9 +14,9 @@ from bot.lexicons import all_lexicons
 from bot.sms_errors import explain
 from dialogs.engine import Engine
 from dialogs.flows import CORE_DIALOGS
-from dialogs.types import Author, Channel, DeliveryStatus, Direction, InboundStatus
+from dialogs.types import Author, Channel, DeliveryStatus, Direction, InboundStatus, Purpose
 from storage.db import Database
-from storage.models import InboundEvent, Message, Municipality, YoungPerson
+from storage.models import InboundEvent, Message, Municipality, OutboxEntry, YoungPerson
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -109,6 +109,40 @@ def test_a_later_status_applied_meanwhile_is_never_stepped_back(database: Databa
         message = session.scalars(sa.select(Message)).one()
         assert message.status is DeliveryStatus.DELIVERED
         assert message.delivered_at == NOW and message.sent_at == NOW
+
+
+def test_the_welcome_after_an_invitation_link_goes_at_once_also_at_night(
+    database: Database,
+) -> None:
+    """Opening the bot from the invitation is the young person writing: the welcome is the
+    answer, not a message on the bot's own initiative that waits for the morning."""
+    night = datetime(2026, 11, 23, 22, 30, tzinfo=UTC)  # 23:30 in Copenhagen: quiet hours
+    person_id = _person(
+        database, invite_code="kode-til-mads", invite_code_expires_at=night + timedelta(days=30)
+    )
+    inbound = _inbound(database, [night])
+    update = {
+        "update_id": 1,
+        "message": {
+            "message_id": 1001,
+            "from": {"id": 555, "is_bot": False, "first_name": "Mads"},
+            "chat": {"id": 555, "first_name": "Mads", "type": "private"},
+            "date": int(night.timestamp()),
+            "text": "/start kode-til-mads",
+        },
+    }
+    assert inbound.store_telegram(update)
+    assert inbound.process_pending() == 1
+    with database.session() as session:
+        assert session.get_one(YoungPerson, person_id).telegram_chat_id == 555
+        queued = session.execute(
+            sa.select(OutboxEntry.purpose, OutboxEntry.not_before).join(
+                Message, Message.id == OutboxEntry.message_id
+            )
+        ).all()
+    assert queued  # the welcome
+    assert {purpose for purpose, _ in queued} == {Purpose.REPLY}
+    assert {not_before for _, not_before in queued} == {night}
 
 
 def test_error_codes_are_explained_in_plain_words() -> None:

@@ -16,13 +16,13 @@ from dialogs.types import Channel, DeliveryStatus, Direction, OutboxStatus
 from storage.db import Database
 from storage.models import Message, OutboxEntry
 from tests.conftest import make_settings
-from tests.people import add_mads
+from tests.people import add_mads, at_any_hour
 
 
 @pytest.fixture
 def person_id(database: Database) -> int:
     with database.session() as session:
-        return add_mads(session).id
+        return at_any_hour(add_mads(session)).id
 
 
 @pytest.fixture
